@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A virtually contiguous piece of the memory an iterator describes.
+@frozen
+public struct MemoryRange: Hashable, Sendable, CustomStringConvertible {
+    /// The address of the first byte.
+    public var address: UInt
+    /// The number of bytes.
+    public var length: Int
+
+    @inlinable
+    public init(address: UInt, length: Int) {
+        self.address = address
+        self.length = length
+    }
+
+    /// The range's bytes.
+    @inlinable
+    public var bytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: length)
+    }
+
+    public var description: String { "0x\(String(address, radix: 16))+\(length)" }
+}
+
+/// What a walk over an XARRAY iterator does at an index with no folio.
+public enum HolePolicy: Sendable {
+    /// End the walk (page extraction and copies do this).
+    case stop
+    /// Continue with the next folio, at its start (extraction to a scatter table does this).
+    case skip
+}
+
+extension IOIterator {
+    /// Walks the memory from the current position without moving it, offering `body`
+    /// each piece in the kind's natural unit: the buffer (UBUF), each segment (IOVEC,
+    /// KVEC), each ``BioVec`` (BVEC), each folio (XARRAY, FOLIOQ). Empty segments are
+    /// skipped. `body` returns how many bytes of the piece it took; the walk ends
+    /// when it takes fewer than offered, after `maxBytes`, or at the end of the
+    /// iterator. Returns the bytes taken.
+    ///
+    /// A DISCARD iterator has no memory and yields nothing. A PIPE iterator's memory
+    /// does not exist until it is appended, so walking one is a programmer error.
+    @inlinable @discardableResult
+    public func walk<E: Error>(
+        maxBytes: Int, holes: HolePolicy = .stop, _ body: (MemoryRange) throws(E) -> Int
+    ) throws(E) -> Int {
+        let limit = min(maxBytes, count)
+        if limit <= 0 { return 0 }
+        switch kind {
+        case .ubuf:
+            return try body(MemoryRange(address: base &+ UInt(offset), length: limit))
+        case .iovec, .kvec:
+            return try walkSegments(limit, body) { i in
+                let segment = iovecs[i]
+                return (UInt(bitPattern: segment.iov_base), segment.iov_len)
+            }
+        case .bvec:
+            return try walkSegments(limit, body) { i in
+                let segment = bioVecs[i]
+                return (segment.address, segment.length)
+            }
+        case .xarray:
+            return try walkPageCache(limit, holes: holes, body)
+        case .folioq:
+            return try walkFolioQueue(limit, body)
+        case .pipe:
+            preconditionFailure("a PIPE iterator has no memory to walk until it is written")
+        case .discard:
+            return 0
+        }
+    }
+
+    @inlinable
+    func walkSegments<E: Error>(
+        _ limit: Int, _ body: (MemoryRange) throws(E) -> Int, segment: (Int) -> (UInt, Int)
+    ) throws(E) -> Int {
+        var done = 0
+        var skip = offset
+        var index = 0
+        while done < limit, index < segmentCount {
+            let (address, length) = segment(index)
+            let piece = min(length - skip, limit - done)
+            if piece > 0 {
+                let taken = try body(MemoryRange(address: address &+ UInt(skip), length: piece))
+                done += taken
+                if taken < piece { break }
+            }
+            skip = 0
+            index += 1
+        }
+        return done
+    }
+
+    @inlinable
+    func walkPageCache<E: Error>(
+        _ limit: Int, holes: HolePolicy, _ body: (MemoryRange) throws(E) -> Int
+    ) throws(E) -> Int {
+        let cache = pageCache
+        let position = Int(base) + offset
+        var entryPosition = cache.firstPosition(endingAfter: position >> pageShift)
+        var done = 0
+        var expectedIndex = position >> pageShift
+        var folioOffset = -1
+        while done < limit, entryPosition < cache.entries.count {
+            let entry = cache.entries[entryPosition]
+            if entry.index > expectedIndex {
+                if holes == .stop { break }
+                folioOffset = 0
+            } else if folioOffset < 0 {
+                folioOffset = position - entry.index << pageShift
+            }
+            let piece = min(entry.folio.size - folioOffset, limit - done)
+            let taken = try body(MemoryRange(address: entry.folio.address &+ UInt(folioOffset), length: piece))
+            done += taken
+            if taken < piece { break }
+            folioOffset = 0
+            expectedIndex = entry.endIndex
+            entryPosition += 1
+        }
+        return done
+    }
+
+    @inlinable
+    func walkFolioQueue<E: Error>(
+        _ limit: Int, _ body: (MemoryRange) throws(E) -> Int
+    ) throws(E) -> Int {
+        var segment = folioQueue
+        var slot = self.slot
+        var skip = offset
+        var done = 0
+        while done < limit {
+            if slot >= segment.slotCount {
+                guard let next = segment.next else { break }
+                segment = next
+                slot = 0
+                continue
+            }
+            let folio = segment[slot]
+            let piece = min(folio.size - skip, limit - done)
+            if piece > 0 {
+                let taken = try body(MemoryRange(address: folio.address &+ UInt(skip), length: piece))
+                done += taken
+                if taken < piece { break }
+            }
+            skip = 0
+            slot += 1
+        }
+        return done
+    }
+}

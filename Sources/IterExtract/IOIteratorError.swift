@@ -1,0 +1,37 @@
+/// Errors that iterator construction and extraction throw for bad input.
+///
+/// Every throwing operation leaves no trace: the iterator is where it was, no
+/// output was appended and no pin is held.
+public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The iterator kind describes no memory that could be extracted (DISCARD).
+    case notExtractable(IOIteratorKind)
+    /// A PIPE iterator was asked to be a source; pipes are filled, not read.
+    case pipeIsDestinationOnly
+    /// More segments than the limit (the kernel's `UIO_MAXIOV`, 1024).
+    case tooManySegments(count: Int, limit: Int)
+    /// A segment whose address range wraps around the address space.
+    case addressOverflow(address: UInt, length: Int)
+    /// A segment with a negative length (a `size_t` above `Int.max`).
+    case invalidLength(segment: Int, length: Int)
+    /// Output storage with no room, where the call cannot make progress without it.
+    case noCapacity
+    /// Pinning would take the ledger past its limit of pinned pages.
+    case pinLimitExceeded(requested: Int, available: Int)
+    /// The pipe, or the pool behind it, has no room for another page.
+    case pipeFull
+
+    public var description: String {
+        switch self {
+        case .notExtractable(let kind): "a \(kind) iterator describes no memory to extract"
+        case .pipeIsDestinationOnly: "a PIPE iterator can only be a destination"
+        case .tooManySegments(let count, let limit): "\(count) segments exceed the limit of \(limit)"
+        case .addressOverflow(let address, let length):
+            "the range of \(length) bytes at 0x\(String(address, radix: 16)) wraps around the address space"
+        case .invalidLength(let segment, let length): "segment \(segment) has the invalid length \(length)"
+        case .noCapacity: "the output has no room"
+        case .pinLimitExceeded(let requested, let available):
+            "pinning \(requested) pages exceeds the \(available) the ledger still allows"
+        case .pipeFull: "the pipe has no room for another page"
+        }
+    }
+}

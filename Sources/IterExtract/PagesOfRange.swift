@@ -1,0 +1,31 @@
+/// The pages that hold the bytes of a ``MemoryRange``, in address order, each
+/// resolved through ``AddressTranslation``.
+public struct PagesOfRange: RandomAccessCollection, Sendable {
+    /// The address of the first byte.
+    public let address: UInt
+    /// The number of pages.
+    public let count: Int
+
+    /// The pages that hold `range` (none for an empty range).
+    @inlinable
+    public init(_ range: MemoryRange) {
+        address = range.address & ~pageMask
+        count = range.length == 0 ? 0 : Int((range.address &+ UInt(range.length) &- 1) >> UInt(pageShift) - range.address >> UInt(pageShift)) + 1
+    }
+
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { count }
+
+    @inlinable
+    public subscript(position: Int) -> Page {
+        AddressTranslation.page(containing: address &+ UInt(position << pageShift))
+    }
+}
+
+extension MemoryRange {
+    /// The pages that hold this range's bytes.
+    @inlinable public var pages: PagesOfRange { PagesOfRange(self) }
+
+    /// The offset of the first byte within its page.
+    @inlinable public var pageOffset: Int { Int(address & pageMask) }
+}
