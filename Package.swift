@@ -6,6 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "IterExtract", targets: ["IterExtract"]),
+        .library(name: "ScatterList", targets: ["ScatterList"]),
+        .library(name: "RDMASGE", targets: ["RDMASGE"]),
+        .executable(name: "iterextract", targets: ["IterExtractCLI"]),
     ],
     traits: [
         .trait(
@@ -16,13 +19,49 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "IterExtract"),
+        .target(
+            name: "ScatterList",
+            dependencies: [
+                "IterExtract",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "RDMASGE",
+            dependencies: [
+                "IterExtract",
+                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
+            ]
+        ),
         .systemLibrary(
             name: "CVerbs",
             pkgConfig: "libibverbs",
             providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
+        ),
+        .executableTarget(
+            name: "IterExtractCLI",
+            dependencies: [
+                "IterExtract",
+                "ScatterList",
+                "RDMASGE",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/IterExtractCLI"
+        ),
+        // Shared by the test targets: the kernel's KUnit fixtures and the reference model.
+        .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
+        .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
+        .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),
+        .testTarget(
+            name: "RDMASGETests",
+            dependencies: [
+                "RDMASGE", "ScatterList", "TestKit",
+                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -6,7 +6,7 @@ extension IOIterator {
         let pipe = self.pipe
         var appended = 0
         while appended < n {
-            var buffer: Pipe.Buffer
+            var buffer: PagePipe.Buffer
             if roomInNewestPipeBuffer > 0 {
                 buffer = pipe.buffer(at: pipe.head - 1)
             } else if let fresh = pipe.pushPage() {

@@ -32,7 +32,7 @@ public struct IOIterator {
     @usableFromInline var firstSegment: UnsafeRawPointer?
     /// The number of segments from the current one on (the kernel's `nr_segs`).
     @usableFromInline var segmentCount: Int
-    /// XARRAY: the ``PageCache``. FOLIOQ: the current ``FolioQueue`` segment. PIPE: the ``Pipe``.
+    /// XARRAY: the ``PageCache``. FOLIOQ: the current ``FolioQueue`` segment. PIPE: the ``PagePipe``.
     @usableFromInline var object: AnyObject?
     /// FOLIOQ: the current slot. PIPE: the pipe's head when the iterator was made.
     @usableFromInline var slot: Int
@@ -159,7 +159,7 @@ public struct IOIterator {
     /// The count is clamped to what the pipe's free buffers can hold; bytes go into
     /// fresh pages, never into a buffer the iterator did not append.
     /// - Throws: ``IOIteratorError/pipeIsDestinationOnly`` for a source.
-    public init(pipe: Pipe, count: Int, direction: IODirection = .destination) throws(IOIteratorError) {
+    public init(pipe: PagePipe, count: Int, direction: IODirection = .destination) throws(IOIteratorError) {
         guard direction == .destination else { throw .pipeIsDestinationOnly }
         let room = (pipe.capacity - pipe.occupancy) * pageSize
         self.init(kind: .pipe, direction: .destination, count: min(count, room), object: pipe, slot: pipe.head)
@@ -202,5 +202,5 @@ public struct IOIterator {
     @inlinable var bioVecs: UnsafePointer<BioVec> { segments!.assumingMemoryBound(to: BioVec.self) }
     @inlinable var pageCache: PageCache { unsafeDowncast(object!, to: PageCache.self) }
     @inlinable var folioQueue: FolioQueue { unsafeDowncast(object!, to: FolioQueue.self) }
-    @inlinable var pipe: Pipe { unsafeDowncast(object!, to: Pipe.self) }
+    @inlinable var pipe: PagePipe { unsafeDowncast(object!, to: PagePipe.self) }
 }

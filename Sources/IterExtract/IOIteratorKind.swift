@@ -12,7 +12,7 @@ public enum IOIteratorKind: String, Sendable, CaseIterable, CustomStringConverti
     case xarray
     /// A chain of ``FolioQueue`` segments.
     case folioq
-    /// A ``Pipe`` being filled (destination only).
+    /// A ``PagePipe`` being filled (destination only).
     case pipe
     /// A byte count that goes nowhere (destination only).
     case discard

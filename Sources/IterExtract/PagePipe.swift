@@ -3,7 +3,7 @@
 /// A PIPE iterator is a destination only: writing through it appends buffers whose
 /// pages come from the pipe's ``PagePool``; a reader takes buffers from the front.
 /// Mutating a pipe from elsewhere while an iterator writes to it is a programmer error.
-public final class Pipe: @unchecked Sendable {
+public final class PagePipe: @unchecked Sendable {
     /// One buffer of the ring: `length` bytes at `offset` in `page`.
     public struct Buffer: Sendable, Equatable {
         public var page: Page

@@ -1,0 +1,46 @@
+import IterExtract
+
+/// One entry of a scatter table: `length` bytes at `offset` from the start of
+/// `page` (the offset may exceed a page: the bytes continue in the following
+/// frames), plus the DMA address and length once the table is mapped.
+///
+/// An entry may instead be a *chain link* (it holds no data and leads to the next
+/// chunk of the table) and may carry the *end* marker (the last entry). Mirrors the
+/// kernel's `struct scatterlist`.
+public struct ScatterEntry: Hashable, Sendable, CustomStringConvertible {
+    /// The first page of the bytes.
+    public var page: Page
+    /// The offset of the first byte from the start of ``page``.
+    public var offset: Int
+    /// The number of bytes.
+    public var length: Int
+    /// The device address of the bytes once mapped.
+    public var dmaAddress: UInt64
+    /// The number of bytes at ``dmaAddress`` once mapped (coalescing can make it
+    /// longer than ``length``).
+    public var dmaLength: Int
+    /// Whether this slot is a chain link rather than data.
+    public internal(set) var isChainLink: Bool
+    /// Whether this is the last entry of the table.
+    public internal(set) var isEnd: Bool
+
+    /// A data entry.
+    public init(page: Page, offset: Int, length: Int) {
+        precondition(offset >= 0 && length >= 0, "a scatter entry has a non-negative offset and length")
+        self.page = page
+        self.offset = offset
+        self.length = length
+        self.dmaAddress = 0
+        self.dmaLength = 0
+        self.isChainLink = false
+        self.isEnd = false
+    }
+
+    /// The address of the first byte in the direct view.
+    public var address: UInt { page.address &+ UInt(offset) }
+
+    public var description: String {
+        if isChainLink { return "chain →" }
+        return "\(page)+\(offset) len \(length)\(isEnd ? " END" : "")"
+    }
+}
