@@ -7,6 +7,13 @@ public struct PageExtraction: Equatable, Sendable {
     /// The number of pages appended.
     public var pageCount: Int
 
+    /// Creates a result.
+    public init(byteCount: Int, firstPageOffset: Int, pageCount: Int) {
+        self.byteCount = byteCount
+        self.firstPageOffset = firstPageOffset
+        self.pageCount = pageCount
+    }
+
     /// The result of a call that described nothing.
     public static let empty = PageExtraction(byteCount: 0, firstPageOffset: 0, pageCount: 0)
 }

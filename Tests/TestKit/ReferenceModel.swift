@@ -32,6 +32,13 @@ public struct ReferenceModel {
 
     public mutating func truncate(_ n: Int) { count = min(count, n) }
 
+    /// Sets the count back after a truncation (never past the end of the ranges).
+    public mutating func reexpand(_ n: Int) {
+        let total = ranges.reduce(0) { $0 + $1.length }
+        precondition(n <= total - position)
+        count = n
+    }
+
     /// The next `n` bytes (at most ``count``) as address ranges, adjacent ones merged.
     public func nextRanges(_ n: Int) -> [MemoryRange] {
         var result: [MemoryRange] = []

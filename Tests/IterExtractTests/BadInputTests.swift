@@ -1,0 +1,109 @@
+import Glibc
+import IterExtract
+import Testing
+
+/// Every extraction error leaves no trace: the iterator where it was, the output
+/// as it was, and no pin held.
+@Suite("Bad input leaves no trace")
+struct BadInputTests {
+    /// What must not change: position, segments and remaining bytes.
+    private func snapshot(_ iterator: IOIterator) -> (Int, Int, UInt) {
+        (iterator.count, iterator.remainingSegmentCount, iterator.alignment)
+    }
+
+    private let sentinel = [Page(frame: 0xdead)]
+
+    @Test("DISCARD cannot be extracted")
+    func discard() {
+        var iterator = IOIterator(discarding: 4096)
+        var pages = sentinel
+        #expect(throws: IOIteratorError.notExtractable(.discard)) {
+            try iterator.extractPages(into: &pages, maxPages: 8, maxSize: 4096)
+        }
+        #expect(iterator.count == 4096 && pages == sentinel)
+    }
+
+    @Test("no room for pages is an error when there are bytes to describe; maxSize 0 is not")
+    func noCapacity() throws {
+        var bytes = [UInt8](repeating: 0, count: 100)
+        try IOIterator.withDestination(&bytes) { iterator in
+            let ledger = PinLedger(mode: .exact)
+            var pages = sentinel
+            let before = snapshot(iterator)
+            #expect(throws: IOIteratorError.noCapacity) {
+                try iterator.extractPages(into: &pages, maxPages: 0, maxSize: 100, ledger: ledger)
+            }
+            #expect(snapshot(iterator) == before && pages == sentinel && ledger.isEmpty)
+            #expect(try iterator.extractPages(into: &pages, maxPages: 0, maxSize: 0, ledger: ledger) == .empty)
+        }
+    }
+
+    @Test("a user range that wraps the address space is an error")
+    func wrappingAddress() {
+        var iterator = IOIterator(ubufAt: UInt.max - 100, count: 4096, direction: .source)
+        let ledger = PinLedger(mode: .exact)
+        var pages = sentinel
+        #expect(throws: IOIteratorError.addressOverflow(address: UInt.max - 100, length: 4096)) {
+            try iterator.extractPages(into: &pages, maxPages: 8, maxSize: 4096, ledger: ledger)
+        }
+        #expect(iterator.count == 4096 && pages == sentinel && ledger.isEmpty)
+    }
+
+    @Test("a pin beyond the ledger's limit fails whole: nothing appended, advanced or pinned")
+    func pinLimit() throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 * pageSize, alignment: pageSize)
+        defer { buffer.deallocate() }
+        let ledger = PinLedger(mode: .exact, limit: 5)
+        var iterator = IOIterator(destination: buffer)
+        var pages = sentinel
+        let before = snapshot(iterator)
+        #expect(throws: IOIteratorError.pinLimitExceeded(requested: 8, available: 5)) {
+            try iterator.extractPages(into: &pages, maxPages: 8, maxSize: .max, ledger: ledger)
+        }
+        #expect(snapshot(iterator) == before && pages == sentinel && ledger.isEmpty)
+        // Within the limit the same call succeeds.
+        let result = try iterator.extractPages(into: &pages, maxPages: 5, maxSize: .max, ledger: ledger)
+        #expect(result.pageCount == 5 && ledger.pinnedPageCount == 5)
+        iterator.release(extractedPages: pages.dropFirst(), ledger: ledger)
+        #expect(ledger.isEmpty)
+    }
+
+    @Test("a pin failure part-way through extractUserPages unpins what it took")
+    func pinnedUserPagesFailure() {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * pageSize, alignment: pageSize)
+        defer { buffer.deallocate() }
+        let segments = [iovec(iov_base: buffer.baseAddress!, iov_len: 4 * pageSize),
+                        iovec(iov_base: buffer.baseAddress! + 8 * pageSize, iov_len: 8 * pageSize)]
+        segments.withUnsafeBufferPointer { segments in
+            let ledger = PinLedger(mode: .exact, limit: 6)
+            var iterator = IOIterator(iovecs: segments, direction: .source)
+            #expect(throws: IOIteratorError.pinLimitExceeded(requested: 8, available: 2)) {
+                _ = try iterator.extractUserPages(maxSize: .max, ledger: ledger)
+            }
+            #expect(iterator.count == 12 * pageSize && iterator.remainingSegmentCount == 2)
+            #expect(ledger.isEmpty)
+        }
+    }
+
+    @Test("a PIPE cannot be a source")
+    func pipeSource() throws {
+        let pool = try PagePool(pageCount: 4)
+        #expect(throws: IOIteratorError.pipeIsDestinationOnly) {
+            try IOIterator(pipe: PagePipe(pool: pool), count: 10, direction: .source)
+        }
+    }
+
+    @Test("a PIPE whose pool is empty cannot take pages, and nothing changes")
+    func pipeFull() throws {
+        let pool = try PagePool(pageCount: 1)
+        let pipe = PagePipe(pool: pool)
+        let hog = try pool.allocateFolio()
+        var iterator = try IOIterator(pipe: pipe, count: 100)
+        var pages = sentinel
+        #expect(throws: IOIteratorError.pipeFull) {
+            try iterator.extractPages(into: &pages, maxPages: 4, maxSize: 100)
+        }
+        #expect(iterator.count == 100 && pages == sentinel && pipe.occupancy == 0)
+        pool.release(hog)
+    }
+}
