@@ -25,17 +25,17 @@ struct BadInputTests {
 
     @Test("no room for pages is an error when there are bytes to describe; maxSize 0 is not")
     func noCapacity() throws {
-        var bytes = [UInt8](repeating: 0, count: 100)
-        try IOIterator.withDestination(&bytes) { iterator in
-            let ledger = PinLedger(mode: .exact)
-            var pages = sentinel
-            let before = snapshot(iterator)
-            #expect(throws: IOIteratorError.noCapacity) {
-                try iterator.extractPages(into: &pages, maxPages: 0, maxSize: 100, ledger: ledger)
-            }
-            #expect(snapshot(iterator) == before && pages == sentinel && ledger.isEmpty)
-            #expect(try iterator.extractPages(into: &pages, maxPages: 0, maxSize: 0, ledger: ledger) == .empty)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 100, alignment: 8)
+        defer { buffer.deallocate() }
+        var iterator = IOIterator(destination: buffer)
+        let ledger = PinLedger(mode: .exact)
+        var pages = sentinel
+        let before = snapshot(iterator)
+        #expect(throws: IOIteratorError.noCapacity) {
+            try iterator.extractPages(into: &pages, maxPages: 0, maxSize: 100, ledger: ledger)
         }
+        #expect(snapshot(iterator) == before && pages == sentinel && ledger.isEmpty)
+        #expect(try iterator.extractPages(into: &pages, maxPages: 0, maxSize: 0, ledger: ledger) == .empty)
     }
 
     @Test("a user range that wraps the address space is an error")
