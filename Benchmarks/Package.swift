@@ -1,0 +1,30 @@
+// swift-tools-version: 6.1
+import Foundation
+import PackageDescription
+
+// The parent package is referenced by path; its identity is its directory's name,
+// which depends on where the repository was cloned.
+let parentIdentity = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().lastPathComponent.lowercased()
+
+let package = Package(
+    name: "IterExtractBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: ".."),
+        // MallocInterposer counts heap allocations; the runtime interposer is not wanted.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "ExtractionBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "IterExtract", package: parentIdentity),
+            ],
+            path: "Benchmarks/ExtractionBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
