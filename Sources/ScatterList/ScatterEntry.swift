@@ -23,6 +23,9 @@ public struct ScatterEntry: Hashable, Sendable, CustomStringConvertible {
     public internal(set) var isChainLink: Bool
     /// Whether this is the last entry of the table.
     public internal(set) var isEnd: Bool
+    /// Whether every page of the entry holds one pin taken for it, which
+    /// ``ScatterTable/releasePins(ledger:)`` gives back.
+    public internal(set) var isPinned: Bool
 
     /// A data entry.
     public init(page: Page, offset: Int, length: Int) {
@@ -34,13 +37,29 @@ public struct ScatterEntry: Hashable, Sendable, CustomStringConvertible {
         self.dmaLength = 0
         self.isChainLink = false
         self.isEnd = false
+        self.isPinned = false
     }
 
+    /// An empty slot (page 0, no bytes), as a freshly allocated table holds.
+    static let zeroed = ScatterEntry(page: Page(frame: 0), offset: 0, length: 0)
+
     /// The address of the first byte in the direct view.
+    @inlinable
     public var address: UInt { page.address &+ UInt(offset) }
+
+    /// The frames the bytes occupy, in order (none for an empty entry).
+    public var pages: LazyMapSequence<Range<UInt>, Page> {
+        let first = address >> UInt(pageShift)
+        let end = length == 0 ? first : (address &+ UInt(length) &- 1) >> UInt(pageShift) &+ 1
+        return (first..<end).lazy.map(Page.init(frame:))
+    }
 
     public var description: String {
         if isChainLink { return "chain →" }
-        return "\(page)+\(offset) len \(length)\(isEnd ? " END" : "")"
+        var text = "\(page)+\(offset) len \(length)"
+        if dmaLength > 0 { text += " dma 0x\(String(dmaAddress, radix: 16)) len \(dmaLength)" }
+        if isPinned { text += " pinned" }
+        if isEnd { text += " END" }
+        return text
     }
 }

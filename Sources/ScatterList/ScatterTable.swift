@@ -1,0 +1,180 @@
+import IterExtract
+
+/// A scatter table: an ordered list of ``ScatterEntry`` values stored in chained
+/// chunks. Mirrors the kernel's `struct sg_table` (`sg_alloc_table`,
+/// `sg_alloc_table_chained`).
+///
+/// Entries live in chunks of ``chunkCapacity`` slots. The last slot of every chunk
+/// is kept for the chain link: once another chunk follows, that slot links to it, so
+/// the table grows by adding a chunk and never moves an entry. Reserving capacity up
+/// front (``init(chunkCapacity:reservingCapacity:)``, ``reserveCapacity(_:)``) means
+/// appending, and extraction into the table, do not allocate.
+///
+/// ``count`` is the number of data entries (the kernel's `orig_nents`);
+/// ``mappedCount`` is the number of DMA segments after ``map(using:)`` (the
+/// kernel's `nents`), which coalescing can make smaller.
+///
+/// The table is a random-access collection of its data entries; iterating it walks
+/// the chunks through their chain links. A table is not thread-safe.
+public final class ScatterTable: RandomAccessCollection, CustomStringConvertible {
+    /// Slots per chunk unless told otherwise: 128, as a 4 KiB kernel chunk holds.
+    public static let defaultChunkCapacity = 128
+
+    /// Slots per chunk, including the one kept for the chain link.
+    public let chunkCapacity: Int
+    /// The chunks, each `chunkCapacity` initialised slots.
+    var chunks: [UnsafeMutablePointer<ScatterEntry>] = []
+    /// The number of data entries. The kernel's `orig_nents`.
+    public private(set) var count = 0
+    /// The data index of the entry that carries the END marker.
+    var endMarkIndex: Int?
+    /// The number of DMA segments while mapped, else 0. The kernel's `nents`.
+    public internal(set) var mappedCount = 0
+    /// The mapper that mapped the table, while it is mapped.
+    var dmaMapper: (any DMAMapper)?
+
+    /// An empty table with room for `capacity` entries before it must allocate.
+    public init(chunkCapacity: Int = ScatterTable.defaultChunkCapacity, reservingCapacity capacity: Int = 0) {
+        precondition(chunkCapacity >= 2, "a chunk needs at least one data slot and the chain slot")
+        precondition(capacity >= 0, "a capacity is not negative")
+        self.chunkCapacity = chunkCapacity
+        reserveCapacity(capacity)
+    }
+
+    /// A table of `entryCount` zeroed entries with END on the last, to be filled in
+    /// place through the subscript. Mirrors the kernel's `sg_alloc_table`.
+    public convenience init(entryCount: Int, chunkCapacity: Int = ScatterTable.defaultChunkCapacity) {
+        precondition(entryCount > 0, "sg_alloc_table needs at least one entry")
+        self.init(chunkCapacity: chunkCapacity, reservingCapacity: entryCount)
+        count = entryCount
+        markEnd()
+    }
+
+    deinit {
+        if let dmaMapper { dmaMapper.unmap(self) }
+        for chunk in chunks {
+            chunk.deinitialize(count: chunkCapacity)
+            chunk.deallocate()
+        }
+    }
+
+    /// Data slots per chunk: every chunk keeps its last slot for the chain link.
+    var dataSlotsPerChunk: Int { chunkCapacity - 1 }
+
+    /// The number of data entries the allocated chunks hold.
+    public var capacity: Int { chunks.count * dataSlotsPerChunk }
+
+    /// The number of chunks allocated.
+    public var chunkCount: Int { chunks.count }
+
+    /// Whether the table is DMA-mapped.
+    public var isMapped: Bool { dmaMapper != nil }
+
+    /// Allocates chunks until the table holds at least `capacity` data entries,
+    /// turning the spare last slot of the previous last chunk into a chain link.
+    public func reserveCapacity(_ capacity: Int) {
+        while self.capacity < capacity {
+            let chunk = UnsafeMutablePointer<ScatterEntry>.allocate(capacity: chunkCapacity)
+            chunk.initialize(repeating: .zeroed, count: chunkCapacity)
+            if let last = chunks.last { last[dataSlotsPerChunk].isChainLink = true }
+            chunks.append(chunk)
+        }
+    }
+
+    // MARK: Data entries
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    /// The slot that holds data entry `index`.
+    func slot(_ index: Int) -> UnsafeMutablePointer<ScatterEntry> {
+        let (chunk, slot) = index.quotientAndRemainder(dividingBy: dataSlotsPerChunk)
+        return chunks[chunk] + slot
+    }
+
+    /// Data entry `index`. Setting replaces the page, offset, length and DMA fields;
+    /// the END and pin markers belong to the table and are kept.
+    public subscript(index: Int) -> ScatterEntry {
+        get {
+            precondition(index >= 0 && index < count, "entry \(index) is outside a table of \(count)")
+            return slot(index).pointee
+        }
+        set {
+            precondition(index >= 0 && index < count, "entry \(index) is outside a table of \(count)")
+            precondition(!newValue.isChainLink, "a chain link is not a data entry")
+            let entry = slot(index)
+            let (isEnd, isPinned) = (entry.pointee.isEnd, entry.pointee.isPinned)
+            precondition(!isPinned || (newValue.page, newValue.offset, newValue.length)
+                            == (entry.pointee.page, entry.pointee.offset, entry.pointee.length),
+                         "the bytes of a pinned entry cannot be replaced")
+            entry.pointee = newValue
+            entry.pointee.isEnd = isEnd
+            entry.pointee.isPinned = isPinned
+        }
+    }
+
+    /// Appends a data entry after the last one, adding a chunk when the table is full.
+    /// The entry's END and pin markers are cleared. Mirrors the kernel's `sg_set_page`
+    /// on the next free slot.
+    public func append(_ entry: ScatterEntry) {
+        precondition(!entry.isChainLink, "a chain link is not a data entry")
+        appendEntry(page: entry.page, offset: entry.offset, length: entry.length, pinned: false)
+        slot(count - 1).pointee.dmaAddress = entry.dmaAddress
+        slot(count - 1).pointee.dmaLength = entry.dmaLength
+    }
+
+    /// Appends an entry of `length` bytes at `offset` from `page`.
+    func appendEntry(page: Page, offset: Int, length: Int, pinned: Bool) {
+        precondition(!isMapped, "a mapped table cannot grow; unmap it first")
+        if count == capacity { reserveCapacity(count + 1) }
+        let entry = slot(count)
+        entry.pointee = ScatterEntry(page: page, offset: offset, length: length)
+        entry.pointee.isPinned = pinned
+        count += 1
+    }
+
+    /// Removes the entries from `index` on; their slots become empty again.
+    func removeEntries(from index: Int) {
+        precondition(!isMapped, "a mapped table cannot shrink; unmap it first")
+        for i in index..<count { slot(i).pointee = .zeroed }
+        if let mark = endMarkIndex, mark >= index { endMarkIndex = nil }
+        count = index
+    }
+
+    /// Removes every entry and keeps the chunks, so the table can be filled again
+    /// without allocating. The pins of pinned entries must have been released.
+    public func removeAll() {
+        precondition(!contains(where: \.isPinned), "release the pins of a table before emptying it")
+        removeEntries(from: 0)
+    }
+
+    /// The total number of bytes the data entries describe.
+    public var byteCount: Int { reduce(0) { $0 + $1.length } }
+
+    public var description: String {
+        "ScatterTable(\(count) entries, \(chunks.count) chunks of \(chunkCapacity)\(isMapped ? ", \(mappedCount) mapped" : ""))"
+    }
+
+    // MARK: Iteration
+
+    /// Walks the data entries chunk by chunk, stepping over chain links.
+    public struct Iterator: IteratorProtocol {
+        let table: ScatterTable
+        var position: SlotPosition?
+        var remaining: Int
+
+        public mutating func next() -> ScatterEntry? {
+            guard remaining > 0, let current = position else { return nil }
+            remaining -= 1
+            let entry = table[current]
+            position = table.slotPosition(after: current)
+            return entry
+        }
+    }
+
+    /// An iterator over all ``count`` data entries (the kernel's `for_each_sg` over
+    /// `orig_nents`), whether or not an END marker comes earlier.
+    public func makeIterator() -> Iterator {
+        Iterator(table: self, position: count > 0 ? SlotPosition(chunk: 0, slot: 0) : nil, remaining: count)
+    }
+}
