@@ -96,33 +96,57 @@ extension IOIterator {
         return done
     }
 
+    /// Walks an XARRAY iterator's folios. `limit` bounds the bytes offered; the
+    /// iterator's own range (``count`` bytes of cache positions) bounds the positions
+    /// visited, holes included.
     @inlinable
     func walkPageCache<E: Error>(
         _ limit: Int, holes: HolePolicy, _ body: (MemoryRange) throws(E) -> Int
     ) throws(E) -> Int {
         let cache = pageCache
-        let position = Int(base) + offset
+        var position = Int(base) + offset
+        let end = position + count
         var entryPosition = cache.firstPosition(endingAfter: position >> pageShift)
         var done = 0
-        var expectedIndex = position >> pageShift
-        var folioOffset = -1
-        while done < limit, entryPosition < cache.entries.count {
+        while done < limit, position < end, entryPosition < cache.entries.count {
             let entry = cache.entries[entryPosition]
-            if entry.index > expectedIndex {
+            let entryStart = entry.index << pageShift
+            if entryStart > position {
                 if holes == .stop { break }
-                folioOffset = 0
-            } else if folioOffset < 0 {
-                folioOffset = position - entry.index << pageShift
+                position = entryStart
+                if position >= end { break }
             }
-            let piece = min(entry.folio.size - folioOffset, limit - done)
+            let folioOffset = position - entryStart
+            let piece = min(entry.folio.size - folioOffset, limit - done, end - position)
             let taken = try body(MemoryRange(address: entry.folio.address &+ UInt(folioOffset), length: piece))
             done += taken
+            position += taken
             if taken < piece { break }
-            folioOffset = 0
-            expectedIndex = entry.endIndex
             entryPosition += 1
         }
         return done
+    }
+
+    /// Moves past `described` bytes that a ``walk(maxBytes:holes:_:)`` with the same
+    /// hole policy offered. For an XARRAY iterator whose walk skipped holes this also
+    /// moves past the holes before those bytes, so the next walk starts after them
+    /// (the kernel advances by the bytes alone and so revisits the folio after a
+    /// hole); for every other case it is ``advance(_:)``.
+    public mutating func advance(past described: Int, holes: HolePolicy) {
+        guard kind == .xarray, holes == .skip, described > 0 else {
+            advance(described)
+            return
+        }
+        let start = Int(base) + offset
+        var position = start
+        walkPageCache(described, holes: .skip) { range in
+            // Each piece starts where its folio's data continues; holes lie before it.
+            let cache = pageCache
+            let entry = cache.entries[cache.firstPosition(endingAfter: position >> pageShift)]
+            position = max(position, entry.index << pageShift) + range.length
+            return range.length
+        }
+        advance(position - start)
     }
 
     @inlinable

@@ -70,7 +70,7 @@ extension IOIterator {
             table.removeEntries(from: start)
             throw error
         }
-        advance(bytes)
+        advance(past: bytes, holes: .skip)
         return bytes
     }
 }

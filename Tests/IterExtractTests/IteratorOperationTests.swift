@@ -142,3 +142,24 @@ struct IteratorOperationTests {
         #expect(IOIterator.withSource(bytes) { $0.kind } == .ubuf)
     }
 }
+
+@Suite("Walking past holes")
+struct HoleWalkTests {
+    @Test("advance(past:holes: .skip) consumes the holes before the described bytes")
+    func advancePastHoles() throws {
+        let pool = try PagePool(pageCount: 16)
+        let cache = PageCache()
+        try cache.insert(try pool.allocateFolio(order: 0), at: 0)
+        try cache.insert(try pool.allocateFolio(order: 0), at: 3)
+        var iterator = IOIterator(pageCache: cache, position: 0, count: 4 * pageSize, direction: .source)
+        let offered = iterator.walk(maxBytes: pageSize + 10, holes: .skip) { $0.length }
+        #expect(offered == pageSize + 10)
+        iterator.advance(past: offered, holes: .skip)
+        #expect(iterator.pageCachePosition == 3 * pageSize + 10)
+        #expect(iterator.count == pageSize - 10)
+        // With holes stopping the walk, advance(past:) is plain advance.
+        var stopping = IOIterator(pageCache: cache, position: 0, count: 4 * pageSize, direction: .source)
+        stopping.advance(past: 100, holes: .stop)
+        #expect(stopping.pageCachePosition == 100)
+    }
+}

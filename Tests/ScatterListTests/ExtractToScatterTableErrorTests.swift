@@ -216,4 +216,33 @@ struct ExtractToScatterTableErrorTests {
         #expect(table[1].address == second.address && table[1].length == pageSize)
         #expect(n == first.size - 100 + pageSize)
     }
+
+    @Test("XARRAY extraction one entry per call moves past the hole, never repeating a folio")
+    func xarrayHolesAcrossCalls() throws {
+        let pool = try PagePool(pageCount: 16)
+        let cache = PageCache()
+        let first = try pool.allocateFolio(order: 1)
+        let second = try pool.allocateFolio(order: 0)
+        try cache.insert(first, at: 0)
+        try cache.insert(second, at: 4)
+        var iterator = IOIterator(pageCache: cache, position: 100, count: 5 * pageSize - 100, direction: .source)
+        let table = ScatterTable()
+        #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 1) == first.size - 100)
+        #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 1) == pageSize)
+        #expect(iterator.count == 0, "the hole's positions are consumed with the folio after it")
+        #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 1) == 0)
+        #expect(table.map(\.address) == [first.address + 100, second.address])
+    }
+
+    @Test("XARRAY extraction never reaches past the iterator's range, holes included")
+    func xarrayRangeEndsInHole() throws {
+        let pool = try PagePool(pageCount: 16)
+        let cache = PageCache()
+        try cache.insert(try pool.allocateFolio(order: 0), at: 0)
+        try cache.insert(try pool.allocateFolio(order: 0), at: 4)
+        var iterator = IOIterator(pageCache: cache, position: 0, count: 3 * pageSize, direction: .source)
+        let table = ScatterTable()
+        #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 8) == pageSize)
+        #expect(table.count == 1)
+    }
 }
