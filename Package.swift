@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ScatterList", targets: ["ScatterList"]),
         .library(name: "RDMASGE", targets: ["RDMASGE"]),
         .executable(name: "iterextract", targets: ["IterExtractCLI"]),
+        .executable(name: "soft-verbs-loopback", targets: ["SoftVerbsLoopback"]),
     ],
     traits: [
         .trait(
@@ -51,6 +52,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/IterExtractCLI"
+        ),
+        .executableTarget(
+            name: "SoftVerbsLoopback",
+            dependencies: ["IterExtract", "RDMASGE"],
+            path: "Examples/SoftVerbsLoopback"
         ),
         // Shared by the test targets: the kernel's KUnit fixtures and the reference model.
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),

@@ -1,0 +1,120 @@
+import Glibc
+import IterExtract
+import RDMASGE
+import TestKit
+
+/// A 1 MiB KUnit buffer (pages swapped in halves, mapped contiguously) and iterators
+/// of every memory kind over all of it, in buffer order.
+final class WholeBuffer: @unchecked Sendable {
+    static let kinds: [IOIteratorKind] = [.ubuf, .iovec, .kvec, .bvec, .xarray, .folioq]
+    static let segmentSize = 64 << 10
+
+    let buffer = KUnitBuffer()
+    let segments: UnsafeMutableBufferPointer<iovec>
+    let bioVecs: UnsafeMutableBufferPointer<BioVec>
+    let cache: PageCache
+    let queue: FolioQueue
+
+    init() {
+        let count = buffer.count / WholeBuffer.segmentSize
+        segments = .allocate(capacity: count)
+        for i in 0..<count {
+            segments[i] = iovec(iov_base: buffer.bytes.baseAddress! + i * WholeBuffer.segmentSize, iov_len: WholeBuffer.segmentSize)
+        }
+        bioVecs = .allocate(capacity: buffer.pages.count)
+        for (i, page) in buffer.pages.enumerated() { bioVecs[i] = BioVec(page: page, offset: 0, length: pageSize) }
+        cache = buffer.pageCache()
+        queue = buffer.folioQueue()
+    }
+
+    deinit {
+        segments.deallocate()
+        bioVecs.deallocate()
+    }
+
+    var count: Int { buffer.count }
+    /// The virtually contiguous view (UBUF, IOVEC, KVEC memory).
+    var mappingRange: Range<UInt> {
+        let start = UInt(bitPattern: buffer.bytes.baseAddress)
+        return start..<start + UInt(buffer.count)
+    }
+    /// The pool's direct view (BVEC, XARRAY, FOLIOQ memory).
+    var poolRange: Range<UInt> { buffer.pool.addressRange }
+
+    func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator {
+        switch kind {
+        case .ubuf: IOIterator(ubufAt: mappingRange.lowerBound, count: count, direction: direction)
+        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(segments), direction: direction)
+        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(segments), direction: direction)
+        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
+        case .xarray: IOIterator(pageCache: cache, position: 0, count: count, direction: direction)
+        case .folioq: IOIterator(folioQueue: queue, count: count, direction: direction)
+        default: preconditionFailure("no memory for \(kind)")
+        }
+    }
+}
+
+/// A SoftVerbs device with one domain and two connected queue pairs, each with its
+/// own completion queue.
+final class VerbsPair: @unchecked Sendable {
+    let device: SoftVerbs
+    let domain: SoftProtectionDomain
+    let senderQueue: SoftCompletionQueue
+    let receiverQueue: SoftCompletionQueue
+    let sender: SoftQueuePair
+    let receiver: SoftQueuePair
+
+    init(attributes: DeviceAttributes = SoftVerbs.defaultAttributes,
+         capabilities: QueuePairCapabilities = QueuePairCapabilities(maxSendWorkRequests: 256, maxReceiveWorkRequests: 256,
+                                                                    maxSendSGEs: 6, maxReceiveSGEs: 6, maxInlineData: 64),
+         connect: Bool = true) throws {
+        device = SoftVerbs(attributes: attributes)
+        domain = try device.allocateProtectionDomain()
+        senderQueue = try domain.createCompletionQueue(capacity: 1024)
+        receiverQueue = try domain.createCompletionQueue(capacity: 1024)
+        sender = try domain.createQueuePair(sendCompletions: senderQueue, receiveCompletions: senderQueue, capabilities: capabilities)
+        receiver = try domain.createQueuePair(sendCompletions: receiverQueue, receiveCompletions: receiverQueue, capabilities: capabilities)
+        if connect { try SoftQueuePair.connect(sender, receiver) }
+    }
+
+    /// Every completion waiting on `queue`.
+    func drain(_ queue: SoftCompletionQueue) throws -> [WorkCompletion] {
+        var result: [WorkCompletion] = []
+        while let completion = try queue.poll() { result.append(completion) }
+        return result
+    }
+
+    /// Posts a send of `sges` (copied to stable storage for the call).
+    func send(_ sges: [SGE], id: UInt64 = 1, opcode: SendOpcode = .send, flags: SendFlags = .signaled,
+              immediateData: UInt32 = 0, remoteAddress: UInt64 = 0, rkey: UInt32 = 0, on pair: SoftQueuePair? = nil) throws {
+        try sges.withUnsafeBufferPointer { pointer in
+            try (pair ?? sender).postSend(SendWorkRequest(id: id, opcode: opcode, sges: pointer, flags: flags,
+                                                          immediateData: immediateData, remoteAddress: remoteAddress, rkey: rkey))
+        }
+    }
+
+    /// Posts a receive over `sges` on the receiver.
+    func receive(_ sges: [SGE], id: UInt64 = 100, on pair: SoftQueuePair? = nil) throws {
+        try sges.withUnsafeBufferPointer { pointer in
+            try (pair ?? receiver).postReceive(ReceiveWorkRequest(id: id, sges: pointer))
+        }
+    }
+}
+
+/// A page-aligned buffer of `count` bytes from its own pool, freed with the object.
+final class PlainBuffer: @unchecked Sendable {
+    let pool: PagePool
+    let folio: Folio
+    init(pages: Int) {
+        pool = try! PagePool(pageCount: pages)
+        let order = (0...Folio.maxOrder).first { 1 << $0 >= pages }!
+        folio = try! pool.allocateFolio(order: order)
+        memset(folio.bytes.baseAddress!, 0, folio.size)
+    }
+    var bytes: UnsafeMutableRawBufferPointer { folio.bytes }
+    var address: UInt { folio.address }
+}
+
+func sge(_ address: UInt, _ length: Int, _ lkey: UInt32) -> SGE {
+    SGE(address: UInt64(address), length: UInt32(length), lkey: lkey)
+}
