@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "RDMASGE", targets: ["RDMASGE"]),
         .executable(name: "iterextract", targets: ["IterExtractCLI"]),
         .executable(name: "soft-verbs-loopback", targets: ["SoftVerbsLoopback"]),
+        .executable(name: "rdma-e2e", targets: ["RDMAEndToEnd"]),
+        .library(name: "SMBDirect", targets: ["SMBDirect"]),
     ],
     traits: [
         .trait(
@@ -58,10 +60,20 @@ let package = Package(
             dependencies: ["IterExtract", "RDMASGE"],
             path: "Examples/SoftVerbsLoopback"
         ),
+        .executableTarget(
+            name: "RDMAEndToEnd",
+            dependencies: [
+                "IterExtract", "ScatterList", "RDMASGE",
+                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
+            ],
+            path: "Examples/RDMAEndToEnd"
+        ),
+        .target(name: "SMBDirect", dependencies: ["IterExtract", "RDMASGE"]),
         // Shared by the test targets: the kernel's KUnit fixtures and the reference model.
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
         .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),
+        .testTarget(name: "SMBDirectTests", dependencies: ["SMBDirect", "RDMASGE", "TestKit"]),
         .testTarget(
             name: "RDMASGETests",
             dependencies: [
