@@ -1,5 +1,6 @@
 import ArgumentParser
 import IterExtract
+import ScatterList
 
 extension IOIteratorKind: ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument.lowercased()) }
@@ -40,16 +41,37 @@ struct IterExtractCommand: ParsableCommand {
     @Option(help: "Largest folio order used for --file (0...9).")
     var folioOrder: Int = 2
 
-    @Option(help: "Most pages per extraction call.")
+    @Option(help: "Extract into: pages, sg (a scatter table) or sge (ibv_sge entries).")
+    var to: OutputKind = .pages
+
+    @Option(help: "Most pages (pages) or entries (sg) or SGEs (sge) per extraction call.")
     var maxPages: Int = 8
 
     @Option(help: "Most bytes per extraction call.")
     var maxSize: Int = 100 * 1024
 
+    @Flag(help: "sg: merge contiguous frames into one entry (up to 64 KiB) instead of the kernel's granularity.")
+    var merged = false
+
+    @Option(help: "sg: slots per scatter-table chunk (the last slot of a full chunk is the chain link).")
+    var chunk: Int = 8
+
+    @Option(help: "sg: print a digest of the bytes the table describes (sha256 or crc32c).")
+    var digest: DigestKind?
+
+    @Option(help: "sge: leading SGEs reserved in every work request (e.g. a protocol header).")
+    var reservedSGEs: Int = 1
+
+    @Option(help: "sge: the most payload bytes in one work request.")
+    var maxMessageSize: Int = 64 * 1024
+
     mutating func validate() throws {
         guard (1...4096).contains(pages) else { throw ValidationError("--pages must be in 1...4096") }
         guard (0...Folio.maxOrder).contains(folioOrder) else { throw ValidationError("--folio-order must be in 0...9") }
         guard maxPages > 0, maxSize > 0 else { throw ValidationError("--max-pages and --max-size must be positive") }
+        guard chunk >= 2 else { throw ValidationError("--chunk must be at least 2") }
+        guard reservedSGEs >= 0, reservedSGEs < maxPages else { throw ValidationError("--reserved-sges must be below --max-pages") }
+        guard digest == nil || to == .sg else { throw ValidationError("--digest goes with --to sg") }
     }
 
     func run() throws {
@@ -57,45 +79,23 @@ struct IterExtractCommand: ParsableCommand {
                      else { try SampleMemory(kind: kind, direction: direction, pages: pages) }
         let pipe = sample.kind == .pipe ? PagePipe(pool: sample.pool) : nil
         var iterator = try sample.makeIterator(pipe: pipe)
-        let ledger = PinLedger(mode: .exact)
         print("\(iterator.kind) \(iterator.direction) iterator: \(iterator.count) bytes, "
               + "\(iterator.remainingSegmentCount) segments, \(iterator.pageCount(max: .max)) pages; "
               + "extraction will \(iterator.extractionWillPin ? "pin" : "not pin")")
-        print("call  page              offset  length  retention")
-        var pagesOut: [Page] = []
-        pagesOut.reserveCapacity(maxPages)
-        var allPages: [Page] = []
-        var calls = 0
-        var bytes = 0
         do {
-            while iterator.count > 0 {
-                pagesOut.removeAll(keepingCapacity: true)
-                let result = try iterator.extractPages(into: &pagesOut, maxPages: maxPages, maxSize: maxSize, ledger: ledger)
-                if result.byteCount == 0 { break }
-                calls += 1
-                var left = result.byteCount
-                var offset = result.firstPageOffset
-                for page in pagesOut {
-                    let length = min(left, pageSize - offset)
-                    let frame = "0x" + String(page.frame, radix: 16)
-                    print("\(pad(calls, 4))  \(frame.padding(toLength: 16, withPad: " ", startingAt: 0))  \(pad(offset, 6))  \(pad(length, 6))  \(iterator.extractionWillPin ? "pinned" : "listed")")
-                    left -= length
-                    offset = 0
-                }
-                bytes += result.byteCount
-                allPages += pagesOut
+            switch to {
+            case .pages:
+                try printPageExtraction(&iterator, maxPages: maxPages, maxSize: maxSize)
+            case .sg:
+                try printScatterExtraction(&iterator, maxEntries: maxPages, maxSize: maxSize, chunkCapacity: chunk,
+                                           granularity: merged ? .merged(maxSegment: 64 * 1024) : .kernel, digest: digest)
+            case .sge:
+                try printSGEExtraction(&iterator, maxSGEs: maxPages, maxSize: maxSize,
+                                       reservedSGEs: reservedSGEs, maxMessageSize: maxMessageSize)
             }
         } catch {
             print("error: \(error)")
             throw ExitCode.failure
         }
-        print("total: \(bytes) bytes in \(allPages.count) pages over \(calls) calls; pins held: \(ledger.pinnedPageCount)")
-        iterator.release(extractedPages: allPages, ledger: ledger)
-        print("after release: pins held: \(ledger.pinnedPageCount)")
-    }
-
-    private func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return String(repeating: " ", count: max(0, width - text.count)) + text
     }
 }
