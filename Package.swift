@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "soft-verbs-loopback", targets: ["SoftVerbsLoopback"]),
         .executable(name: "rdma-e2e", targets: ["RDMAEndToEnd"]),
         .library(name: "SMBDirect", targets: ["SMBDirect"]),
+        .executable(name: "smbdirect-send", targets: ["SMBDirectSend"]),
     ],
     traits: [
         .trait(
@@ -69,6 +70,14 @@ let package = Package(
             path: "Examples/RDMAEndToEnd"
         ),
         .target(name: "SMBDirect", dependencies: ["IterExtract", "RDMASGE"]),
+        .executableTarget(
+            name: "SMBDirectSend",
+            dependencies: [
+                "IterExtract", "RDMASGE", "SMBDirect",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/SMBDirectSend"
+        ),
         // Shared by the test targets: the kernel's KUnit fixtures and the reference model.
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
         .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),

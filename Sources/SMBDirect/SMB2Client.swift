@@ -1,0 +1,210 @@
+import IterExtract
+import RDMASGE
+
+/// A minimal SMB2 client over SMB Direct: NEGOTIATE (dialect 3.0 or 3.0.2),
+/// an anonymous SESSION_SETUP (NTLMSSP NEGOTIATE, then AUTHENTICATE with empty
+/// credentials), TREE_CONNECT, CREATE, WRITE and CLOSE (MS-SMB2 3.2).
+///
+/// Requests go one at a time. A WRITE of more than ``inlineThreshold`` bytes goes
+/// through the RDMA channel (`SMB2_CHANNEL_RDMA_V1`): the data's memory is
+/// registered, described by buffer descriptors, pulled by the server with RDMA READ,
+/// and invalidated once the server has answered. Smaller writes go inline, their
+/// data extracted straight into the send's SGEs. Either way the data is not copied.
+public final class SMB2Client<Domain: ProtectionDomain> {
+    /// What the client has done.
+    public struct Statistics: Hashable, Sendable {
+        /// Requests sent.
+        public var requests = 0
+        /// Writes sent inline, and the bytes they carried.
+        public var inlineWrites = 0
+        public var inlineBytes = 0
+        /// Writes sent through the RDMA channel, the bytes the server pulled, and the descriptors used.
+        public var rdmaWrites = 0
+        public var rdmaBytes = 0
+        public var bufferDescriptors = 0
+        public init() {}
+    }
+
+    /// The transport.
+    public let connection: SMBDirectConnection<Domain>
+    /// Writes larger than this go through the RDMA channel (the kernel's
+    /// `rdma_readwrite_threshold` is 4 KiB).
+    public var inlineThreshold: Int
+    /// The most buffer descriptors in one RDMA-channel write.
+    public var maxDescriptors: Int
+    /// The dialect the server chose.
+    public private(set) var dialect: UInt16 = 0
+    /// The session and tree this client uses.
+    public private(set) var sessionID: UInt64 = 0
+    public private(set) var treeID: UInt32 = 0
+    /// Whether the server made the session a guest or null session.
+    public private(set) var sessionFlags: UInt16 = 0
+    /// The most bytes one WRITE may carry: the server's MaxWriteSize, and through the
+    /// RDMA channel the transport's MaxReadWriteSize too.
+    public private(set) var maxWriteSize = 65_536
+    /// The counters.
+    public private(set) var statistics = Statistics()
+    private var nextMessageID: UInt64 = 0
+    private var credits = 1
+
+    public init(connection: SMBDirectConnection<Domain>, inlineThreshold: Int = 4096, maxDescriptors: Int = 16) {
+        precondition(inlineThreshold >= 0 && maxDescriptors > 0, "an inline threshold and at least one descriptor")
+        self.connection = connection
+        self.inlineThreshold = inlineThreshold
+        self.maxDescriptors = maxDescriptors
+    }
+
+    /// Negotiates the dialect (3.0 or 3.0.2).
+    public func negotiate() throws(SMB2Error) {
+        let guid = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let response = try exchange(.negotiate, charge: 0) { SMB2NegotiateRequest(clientGUID: guid).encode(into: &$0) }
+        let body = try SMB2NegotiateResponse(decoding: response)
+        guard SMB2NegotiateRequest.dialects.contains(body.dialect) else { throw .unsupportedDialect(body.dialect) }
+        dialect = body.dialect
+        let transport = connection.limits?.maxReadWriteSize ?? 0
+        maxWriteSize = max(1, min(Int(body.maxWriteSize), transport))
+    }
+
+    /// Sets up an anonymous session: NTLMSSP NEGOTIATE, the server's CHALLENGE, then
+    /// an AUTHENTICATE with empty credentials. The server makes it a null or guest session.
+    public func setUpAnonymousSession() throws(SMB2Error) {
+        let first = try exchange(.sessionSetup, accepting: .moreProcessingRequired) {
+            SMB2SessionSetupRequest(securityBlob: NTLMSSP.negotiate()).encode(into: &$0)
+        }
+        let challenge = try SMB2SessionSetupResponse(decoding: first)
+        guard NTLMSSP.messageType(in: challenge.securityBlob[...]) == .challenge else {
+            throw .unexpectedResponse("SESSION_SETUP did not return an NTLM challenge")
+        }
+        sessionID = try SMB2Header(decoding: first).sessionID
+        let second = try exchange(.sessionSetup) {
+            SMB2SessionSetupRequest(securityBlob: NTLMSSP.anonymousAuthenticate()).encode(into: &$0)
+        }
+        sessionFlags = try SMB2SessionSetupResponse(decoding: second).sessionFlags
+    }
+
+    /// Connects to the share at `path` (`\\server\share`).
+    public func connectTree(_ path: String) throws(SMB2Error) {
+        let response = try exchange(.treeConnect) { SMB2TreeConnectRequest(path: path).encode(into: &$0) }
+        _ = try SMB2TreeConnectResponse(decoding: response)
+        treeID = try SMB2Header(decoding: response).treeID
+    }
+
+    /// Creates (or truncates) the file `name` (relative to the share) and opens it for writing.
+    public func create(_ name: String) throws(SMB2Error) -> SMB2FileID {
+        let response = try exchange(.create) { SMB2CreateRequest(name: name).encode(into: &$0) }
+        return try SMB2CreateResponse(decoding: response).fileID
+    }
+
+    /// Writes the bytes of `data` to `file` from `offset` on, in WRITE requests of up
+    /// to ``maxWriteSize`` bytes, each inline or through the RDMA channel by its size,
+    /// calling `progress` with the bytes written so far after each. Advances `data`.
+    ///
+    /// - Returns: The bytes written.
+    @discardableResult
+    public func write(_ data: inout IOIterator, to file: SMB2FileID, at offset: UInt64 = 0,
+                      progress: (Int) -> Void = { _ in }) throws(SMB2Error) -> Int {
+        var written = 0
+        while data.count > 0 {
+            let chunk = min(data.count, maxWriteSize)
+            let bytes = chunk > inlineThreshold
+                ? try writeThroughChannel(&data, chunk: chunk, to: file, at: offset + UInt64(written))
+                : try writeInline(&data, chunk: chunk, to: file, at: offset + UInt64(written))
+            written += bytes
+            progress(written)
+        }
+        return written
+    }
+
+    /// Closes `file`.
+    public func close(_ file: SMB2FileID) throws(SMB2Error) {
+        let response = try exchange(.close) { SMB2CloseRequest(fileID: file).encode(into: &$0) }
+        try SMB2CloseResponse.validate(response)
+    }
+
+    // MARK: Writes
+
+    private func writeInline(_ data: inout IOIterator, chunk: Int, to file: SMB2FileID, at offset: UInt64) throws(SMB2Error) -> Int {
+        var piece = data
+        piece.truncate(chunk)
+        let before = piece.count
+        let response = try exchange(.write, charge: Self.creditCharge(chunk), payload: &piece) {
+            SMB2WriteRequest(fileID: file, offset: offset, length: chunk, descriptors: []).encode(into: &$0)
+        }
+        let count = try SMB2WriteResponse(decoding: response).count
+        guard count == chunk else { throw .shortWrite(requested: chunk, written: count) }
+        data.advance(before - piece.count)
+        statistics.inlineWrites += 1
+        statistics.inlineBytes += chunk
+        return chunk
+    }
+
+    private func writeThroughChannel(_ data: inout IOIterator, chunk: Int, to file: SMB2FileID,
+                                     at offset: UInt64) throws(SMB2Error) -> Int {
+        let registration: SMBDirectRegistration
+        do {
+            registration = try connection.register(&data, maxSize: chunk, maxDescriptors: maxDescriptors)
+        } catch {
+            throw .transport(error)
+        }
+        let length = registration.byteCount
+        let request = SMB2WriteRequest(fileID: file, offset: offset, length: length, descriptors: registration.descriptors)
+        let outcome = Result { () throws(SMB2Error) -> Int in
+            let response = try exchange(.write, charge: Self.creditCharge(length)) { request.encode(into: &$0) }
+            return try SMB2WriteResponse(decoding: response).count
+        }
+        connection.release(registration)
+        let count = try outcome.get()
+        guard count == length else { throw .shortWrite(requested: length, written: count) }
+        statistics.rdmaWrites += 1
+        statistics.rdmaBytes += length
+        statistics.bufferDescriptors += request.descriptors.count
+        return length
+    }
+
+    /// The credits a READ or WRITE of `length` bytes costs (MS-SMB2 3.1.5.2).
+    static func creditCharge(_ length: Int) -> UInt16 { UInt16(max(1, (length + 65_535) / 65_536)) }
+
+    // MARK: Exchanges
+
+    private func exchange(_ command: SMB2Command, charge: UInt16 = 1, accepting accepted: NTStatus = .success,
+                          body: (inout SMB2MessageWriter) -> Void) throws(SMB2Error) -> [UInt8] {
+        var nothing = IOIterator(ubufAt: 0, count: 0, direction: .source)
+        return try exchange(command, charge: charge, accepting: accepted, payload: &nothing, body: body)
+    }
+
+    /// Sends one request (header, `body`, then the bytes of `payload`) and returns
+    /// its response, checked to answer it with success or `accepted`.
+    private func exchange(_ command: SMB2Command, charge: UInt16, accepting accepted: NTStatus = .success,
+                          payload: inout IOIterator, body: (inout SMB2MessageWriter) -> Void) throws(SMB2Error) -> [UInt8] {
+        let cost = max(1, Int(charge))
+        guard credits >= cost else { throw .unexpectedResponse("the server left \(credits) credits, \(command) needs \(cost)") }
+        let messageID = nextMessageID
+        var writer = SMB2MessageWriter()
+        SMB2Header(command: command, creditCharge: charge, credits: 256, messageID: messageID,
+                   treeID: treeID, sessionID: sessionID).encode(into: &writer)
+        body(&writer)
+        let message = writer.bytes
+        let sent = message.withUnsafeBytes { prefix in
+            Result { () throws(SMBDirectError) in
+                try connection.send(prefix, payload: &payload, keys: connection.sendRegistrations)
+            }
+        }
+        let reply: [UInt8]
+        do {
+            try sent.get()
+            reply = try connection.receiveMessage()
+        } catch {
+            throw .transport(error)
+        }
+        nextMessageID += UInt64(cost)
+        credits -= cost
+        statistics.requests += 1
+        let header = try SMB2Header(decoding: reply)
+        guard header.isResponse, header.command == command, header.messageID == messageID else {
+            throw .unexpectedResponse("\(header.command) for message \(header.messageID), expected \(command) for \(messageID)")
+        }
+        credits += Int(header.credits)
+        guard header.status == .success || header.status == accepted else { throw .status(header.status, command: command) }
+        return reply
+    }
+}

@@ -1,0 +1,100 @@
+/// An open file's identifier (MS-SMB2 2.2.14.1 SMB2_FILEID).
+public struct SMB2FileID: Hashable, Sendable {
+    public var persistent: UInt64
+    public var volatile: UInt64
+
+    public init(persistent: UInt64, volatile: UInt64) {
+        self.persistent = persistent
+        self.volatile = volatile
+    }
+
+    func encode(into writer: inout SMB2MessageWriter) {
+        writer.append(persistent)
+        writer.append(volatile)
+    }
+
+    init(reading reader: SMB2MessageReader, at offset: Int) throws(SMB2Error) {
+        persistent = try reader.integer(UInt64.self, at: offset)
+        volatile = try reader.integer(UInt64.self, at: offset + 8)
+    }
+}
+
+/// SMB2 CREATE request and response bodies (MS-SMB2 2.2.13 and 2.2.14) for the one
+/// open this client makes: a file to write, created or truncated.
+struct SMB2CreateRequest {
+    static let nameOffset = SMB2Header.size + 56
+    /// `GENERIC_WRITE | FILE_READ_ATTRIBUTES`.
+    static let desiredAccess: UInt32 = 0x4000_0000 | 0x0000_0080
+    /// `FILE_OVERWRITE_IF`.
+    static let overwriteIf: UInt32 = 5
+    /// `FILE_NON_DIRECTORY_FILE`.
+    static let nonDirectoryFile: UInt32 = 0x0000_0040
+    /// The path relative to the share, with backslashes.
+    var name: String
+    var createDisposition: UInt32 = SMB2CreateRequest.overwriteIf
+
+    init(name: String) { self.name = name }
+
+    func encode(into writer: inout SMB2MessageWriter) {
+        let encoded = utf16LittleEndian(name)
+        writer.append(UInt16(57))
+        writer.append(UInt8(0))
+        writer.append(UInt8(0))
+        writer.append(UInt32(2))
+        writer.append(UInt64(0))
+        writer.append(UInt64(0))
+        writer.append(Self.desiredAccess)
+        writer.append(UInt32(0x80))
+        writer.append(UInt32(0x3))
+        writer.append(createDisposition)
+        writer.append(Self.nonDirectoryFile)
+        writer.append(UInt16(Self.nameOffset))
+        writer.append(UInt16(encoded.count))
+        writer.append(UInt32(0))
+        writer.append(UInt32(0))
+        writer.append(encoded.isEmpty ? [0] : encoded)
+    }
+
+    init(decoding message: [UInt8]) throws(SMB2Error) {
+        let reader = SMB2MessageReader(message)
+        try reader.expectStructureSize(57)
+        createDisposition = try reader.integer(UInt32.self, at: 100)
+        let offset = Int(try reader.integer(UInt16.self, at: 108))
+        let length = Int(try reader.integer(UInt16.self, at: 110))
+        name = try string(fromUTF16LittleEndian: reader.slice(at: offset, count: length))
+    }
+}
+
+struct SMB2CreateResponse {
+    /// `FILE_CREATED` and `FILE_OVERWRITTEN`.
+    static let created: UInt32 = 2
+    static let overwritten: UInt32 = 3
+    var createAction: UInt32
+    var fileID: SMB2FileID
+
+    init(createAction: UInt32, fileID: SMB2FileID) {
+        self.createAction = createAction
+        self.fileID = fileID
+    }
+
+    func encode(into writer: inout SMB2MessageWriter) {
+        writer.append(UInt16(89))
+        writer.append(UInt8(0))
+        writer.append(UInt8(0))
+        writer.append(createAction)
+        writer.appendZeros(48)
+        writer.append(UInt32(0x80))
+        writer.append(UInt32(0))
+        fileID.encode(into: &writer)
+        writer.append(UInt32(0))
+        writer.append(UInt32(0))
+        writer.appendZeros(1)
+    }
+
+    init(decoding message: [UInt8]) throws(SMB2Error) {
+        let reader = SMB2MessageReader(message)
+        try reader.expectStructureSize(89)
+        createAction = try reader.integer(UInt32.self, at: 68)
+        fileID = try SMB2FileID(reading: reader, at: 128)
+    }
+}

@@ -1,0 +1,26 @@
+/// Why an SMB2 exchange failed.
+public enum SMB2Error: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The SMB Direct transport failed (the connection has ended).
+    case transport(SMBDirectError)
+    /// The server answered a command with an error status.
+    case status(NTStatus, command: SMB2Command)
+    /// A message that is not valid SMB2 (too short, a field out of bounds).
+    case malformed(String)
+    /// A valid message that is not the answer expected (another command or message id).
+    case unexpectedResponse(String)
+    /// The server chose no dialect this client speaks.
+    case unsupportedDialect(UInt16)
+    /// The server wrote fewer bytes than the request carried.
+    case shortWrite(requested: Int, written: Int)
+
+    public var description: String {
+        switch self {
+        case .transport(let error): "SMB Direct: \(error)"
+        case .status(let status, let command): "\(command) failed with status \(status)"
+        case .malformed(let reason): "malformed SMB2 message: \(reason)"
+        case .unexpectedResponse(let reason): "unexpected SMB2 response: \(reason)"
+        case .unsupportedDialect(let dialect): "the server chose dialect 0x\(String(dialect, radix: 16))"
+        case .shortWrite(let requested, let written): "the server wrote \(written) of \(requested) bytes"
+        }
+    }
+}

@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import IterExtract
+import RDMASGE
+
+/// The in-process receiver: an SMB2 server over SMB Direct that answers exactly
+/// NEGOTIATE, SESSION_SETUP (anonymous NTLMSSP), TREE_CONNECT, CREATE, WRITE and
+/// CLOSE (MS-SMB2 3.3), and writes the files into a local directory.
+///
+/// A WRITE through the RDMA channel is served as a server must: the data is pulled
+/// from the client's buffer descriptors by RDMA READ into a registered staging
+/// buffer, then written to the file. Any other command is answered with
+/// `STATUS_NOT_SUPPORTED`.
+public final class SMB2Server<Domain: ProtectionDomain> {
+    /// What the server has done.
+    public struct Statistics: Hashable, Sendable {
+        /// Requests answered.
+        public var requests = 0
+        /// Bytes written to files, and the part of them pulled by RDMA READ.
+        public var bytesWritten = 0
+        public var rdmaReadBytes = 0
+        public init() {}
+    }
+
+    /// The transport.
+    public let connection: SMBDirectConnection<Domain>
+    /// The directory files are written into.
+    public let root: String
+    /// The share name a tree connect must name.
+    public let shareName: String
+    /// The counters.
+    public private(set) var statistics = Statistics()
+    /// The error that stopped the server, if one did.
+    public private(set) var failure: SMB2Error?
+
+    private let staging: UnsafeMutableRawBufferPointer
+    private let stagingRegion: Domain.Region
+    private var sessionID: UInt64 = 0
+    private var isAuthenticated = false
+    private var treeID: UInt32 = 0
+    private var openFiles: [UInt64: Int32] = [:]
+    private var nextFileID: UInt64 = 1
+    private var expectedMessageID: UInt64 = 0
+
+    /// A server on `connection` (the responder) that writes into the directory `root`
+    /// and serves the share `shareName`.
+    public init(connection: SMBDirectConnection<Domain>, root: String, shareName: String = "share") throws(SMBDirectError) {
+        precondition(connection.role == .responder, "the server answers on the responder's side")
+        self.connection = connection
+        self.root = root
+        self.shareName = shareName
+        let size = connection.configuration.maxReadWriteSize
+        staging = .allocate(byteCount: size, alignment: pageSize)
+        do {
+            stagingRegion = try connection.domain.registerMemory(
+                address: UInt(bitPattern: staging.baseAddress), length: size, access: .localWrite)
+        } catch {
+            staging.deallocate()
+            throw .verbs(error)
+        }
+    }
+
+    deinit {
+        for descriptor in openFiles.values { close(descriptor) }
+        try? stagingRegion.deregister()
+        staging.deallocate()
+    }
+
+    /// Answers every request that has arrived, without waiting for more. After an
+    /// error the server disconnects and stops: ``failure`` tells why.
+    public func serve() {
+        guard failure == nil else { return }
+        do throws(SMB2Error) {
+            while let request = try nextRequest() { try answer(request) }
+        } catch {
+            failure = error
+            connection.disconnect()
+        }
+    }
+
+    private func nextRequest() throws(SMB2Error) -> [UInt8]? {
+        do { return try connection.nextMessage() } catch { throw .transport(error) }
+    }
+
+    // MARK: Requests
+
+    private func answer(_ request: [UInt8]) throws(SMB2Error) {
+        let header = try SMB2Header(decoding: request)
+        guard !header.isResponse else { throw .malformed("a response sent to the server") }
+        guard header.messageID == expectedMessageID else {
+            throw .malformed("message id \(header.messageID), expected \(expectedMessageID)")
+        }
+        expectedMessageID += UInt64(max(1, header.creditCharge))
+        var writer = SMB2MessageWriter()
+        let status: NTStatus
+        do {
+            status = try handle(header, request, body: &writer)
+        } catch {
+            // A request this server cannot parse is refused, as a server refuses it.
+            status = .invalidParameter
+            writer = SMB2MessageWriter()
+        }
+        var response = SMB2MessageWriter(capacity: SMB2Header.size + writer.count)
+        let granted = UInt16(max(Int(header.creditCharge), min(Int(header.credits), 256), 1))
+        SMB2Header(command: header.command, creditCharge: header.creditCharge, credits: granted,
+                   messageID: header.messageID, status: status, flags: SMB2Header.responseFlag,
+                   treeID: header.command == .treeConnect ? treeID : header.treeID,
+                   sessionID: header.command == .sessionSetup ? sessionID : header.sessionID).encode(into: &response)
+        if status.isError && status != .moreProcessingRequired {
+            SMB2ErrorResponse.encode(into: &response)
+        } else {
+            response.append(writer.bytes)
+        }
+        do { try connection.send(response.bytes) } catch { throw .transport(error) }
+        statistics.requests += 1
+    }
+
+    /// Handles one request, appending the response body to `body`; returns the status.
+    private func handle(_ header: SMB2Header, _ request: [UInt8], body: inout SMB2MessageWriter) throws(SMB2Error) -> NTStatus {
+        if header.command != .negotiate, header.command != .sessionSetup {
+            guard isAuthenticated, header.sessionID == sessionID else { return .userSessionDeleted }
+            if header.command != .treeConnect, header.treeID != treeID || treeID == 0 { return .networkNameDeleted }
+        }
+        switch header.command {
+        case .negotiate:
+            let offer = try SMB2NegotiateRequest(decoding: request)
+            guard let dialect = SMB2NegotiateRequest.dialects.last(where: offer.dialects.contains) else { return .notSupported }
+            let size = UInt32(connection.configuration.maxReadWriteSize)
+            SMB2NegotiateResponse(dialect: dialect, serverGUID: Array(repeating: 0x5A, count: 16),
+                                  maxTransactSize: size, maxReadSize: size, maxWriteSize: size).encode(into: &body)
+            return .success
+        case .sessionSetup:
+            let blob = try SMB2SessionSetupRequest(decoding: request).securityBlob[...]
+            switch NTLMSSP.messageType(in: blob) {
+            case .negotiate:
+                sessionID = 0x0000_1000_0000_0001
+                SMB2SessionSetupResponse(sessionFlags: 0, securityBlob: NTLMSSP.challenge(UInt64.random(in: 1...UInt64.max)))
+                    .encode(into: &body)
+                return .moreProcessingRequired
+            case .authenticate where header.sessionID == sessionID && sessionID != 0:
+                guard NTLMSSP.isAnonymous(blob) else { return .logonFailure }
+                isAuthenticated = true
+                SMB2SessionSetupResponse(sessionFlags: SMB2SessionSetupResponse.nullFlag, securityBlob: []).encode(into: &body)
+                return .success
+            default:
+                return .logonFailure
+            }
+        case .treeConnect:
+            let path = try SMB2TreeConnectRequest(decoding: request).path
+            guard path.split(separator: "\\").last.map(String.init)?.lowercased() == shareName.lowercased() else {
+                return .badNetworkName
+            }
+            treeID = 1
+            SMB2TreeConnectResponse(shareType: SMB2TreeConnectResponse.diskShare, maximalAccess: 0x001F_01FF).encode(into: &body)
+            return .success
+        case .create:
+            return try create(SMB2CreateRequest(decoding: request), body: &body)
+        case .write:
+            let write = try SMB2WriteRequest(decoding: request, maxTransferSize: connection.configuration.maxReadWriteSize)
+            guard header.creditCharge >= SMB2Client<Domain>.creditCharge(write.length) else { return .invalidParameter }
+            return try self.write(write, request, body: &body)
+        case .close:
+            let fileID = try SMB2CloseRequest(decoding: request).fileID
+            guard let descriptor = openFiles.removeValue(forKey: fileID.volatile) else { return .fileClosed }
+            close(descriptor)
+            SMB2CloseResponse.encode(into: &body)
+            return .success
+        default:
+            return .notSupported
+        }
+    }
+
+    private func create(_ request: SMB2CreateRequest, body: inout SMB2MessageWriter) -> NTStatus {
+        let parts = request.name.split(separator: "\\", omittingEmptySubsequences: true)
+        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.contains("/") }) else {
+            return .objectNameInvalid
+        }
+        let path = root + "/" + parts.joined(separator: "/")
+        let existed = access(path, F_OK) == 0
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { return errno == ENOENT ? .objectPathNotFound : .accessDenied }
+        let fileID = SMB2FileID(persistent: nextFileID, volatile: nextFileID)
+        openFiles[nextFileID] = descriptor
+        nextFileID += 1
+        SMB2CreateResponse(createAction: existed ? SMB2CreateResponse.overwritten : SMB2CreateResponse.created, fileID: fileID)
+            .encode(into: &body)
+        return .success
+    }
+
+    private func write(_ request: SMB2WriteRequest, _ message: [UInt8], body: inout SMB2MessageWriter) throws(SMB2Error) -> NTStatus {
+        guard let descriptor = openFiles[request.fileID.volatile] else { return .fileClosed }
+        let written: Int
+        if request.descriptors.isEmpty {
+            written = message.withUnsafeBytes { bytes in
+                pwrite(descriptor, bytes.baseAddress! + request.inlineData.lowerBound, request.length, off_t(request.offset))
+            }
+        } else {
+            do {
+                try connection.read(from: request.descriptors, into: staging, lkey: stagingRegion.lkey)
+            } catch {
+                throw .transport(error)
+            }
+            statistics.rdmaReadBytes += request.length
+            written = pwrite(descriptor, staging.baseAddress!, request.length, off_t(request.offset))
+        }
+        guard written == request.length else { return .diskFull }
+        statistics.bytesWritten += written
+        SMB2WriteResponse(count: written).encode(into: &body)
+        return .success
+    }
+}

@@ -1,0 +1,71 @@
+/// SMB2 TREE_CONNECT request and response bodies (MS-SMB2 2.2.9 and 2.2.10).
+struct SMB2TreeConnectRequest {
+    static let pathOffset = SMB2Header.size + 8
+    /// The share's UNC path, `\\server\share`.
+    var path: String
+
+    func encode(into writer: inout SMB2MessageWriter) {
+        let name = utf16LittleEndian(path)
+        writer.append(UInt16(9))
+        writer.append(UInt16(0))
+        writer.append(UInt16(Self.pathOffset))
+        writer.append(UInt16(name.count))
+        writer.append(name)
+    }
+
+    init(path: String) { self.path = path }
+
+    init(decoding message: [UInt8]) throws(SMB2Error) {
+        let reader = SMB2MessageReader(message)
+        try reader.expectStructureSize(9)
+        let offset = Int(try reader.integer(UInt16.self, at: 68))
+        let length = Int(try reader.integer(UInt16.self, at: 70))
+        path = try string(fromUTF16LittleEndian: reader.slice(at: offset, count: length))
+    }
+}
+
+struct SMB2TreeConnectResponse {
+    /// `SMB2_SHARE_TYPE_DISK`.
+    static let diskShare: UInt8 = 0x01
+    var shareType: UInt8
+    var maximalAccess: UInt32
+
+    init(shareType: UInt8, maximalAccess: UInt32) {
+        self.shareType = shareType
+        self.maximalAccess = maximalAccess
+    }
+
+    func encode(into writer: inout SMB2MessageWriter) {
+        writer.append(UInt16(16))
+        writer.append(shareType)
+        writer.append(UInt8(0))
+        writer.append(UInt32(0))
+        writer.append(UInt32(0))
+        writer.append(maximalAccess)
+    }
+
+    init(decoding message: [UInt8]) throws(SMB2Error) {
+        let reader = SMB2MessageReader(message)
+        try reader.expectStructureSize(16)
+        shareType = try reader.integer(UInt8.self, at: 66)
+        maximalAccess = try reader.integer(UInt32.self, at: 76)
+    }
+}
+
+/// `string` as UTF-16LE bytes, as SMB2 carries names.
+func utf16LittleEndian(_ string: String) -> [UInt8] {
+    string.utf16.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }
+}
+
+/// The string that UTF-16LE `bytes` encode.
+func string(fromUTF16LittleEndian bytes: ArraySlice<UInt8>) throws(SMB2Error) -> String {
+    guard bytes.count % 2 == 0 else { throw .malformed("a UTF-16 name of \(bytes.count) bytes") }
+    var units: [UInt16] = []
+    units.reserveCapacity(bytes.count / 2)
+    var index = bytes.startIndex
+    while index < bytes.endIndex {
+        units.append(UInt16(bytes[index]) | UInt16(bytes[index + 1]) << 8)
+        index += 2
+    }
+    return String(decoding: units, as: UTF16.self)
+}

@@ -1,0 +1,101 @@
+import RDMASGE
+
+extension SMBDirectConnection {
+    /// Posts every receive and, as the initiator, sends the Negotiate Request
+    /// (MS-SMBD 3.1.5.2). The queue pair must be connected to the peer's.
+    public func start() throws(SMBDirectError) {
+        precondition(state == .idle, "start() is called once, on a new connection")
+        state = .negotiating
+        for slot in 0..<receiveSlotCount { try postReceive(slot) }
+        credits.posted(receiveSlotCount)
+        if role == .initiator {
+            try sendControl { configuration.negotiateRequest.encode(into: $0) }
+        }
+    }
+
+    /// Waits until negotiation has finished.
+    public func waitUntilConnected() throws(SMBDirectError) {
+        try wait(for: "the negotiation") { state == .connected }
+    }
+
+    /// Handles the negotiation message that arrived: the request (responder) or the
+    /// response (initiator).
+    func negotiate(with message: UnsafeRawBufferPointer) throws(SMBDirectError) {
+        switch role {
+        case .responder:
+            let request: SMBDirectNegotiateRequest
+            do {
+                request = try SMBDirectNegotiateRequest(decoding: message)
+            } catch {
+                if case .unsupportedVersion = error { try refuseVersion() }
+                throw fail(.malformed(error))
+            }
+            let agreed = SMBDirectLimits(configuration: configuration, request: request)
+            let grant = min(credits.postedReceives, Int(request.creditsRequested), credits.maxGrant)
+            credits.negotiated(sendCredits: 0, peerCredits: grant, peerTarget: Int(request.creditsRequested))
+            let response = SMBDirectNegotiateResponse(
+                creditsRequested: UInt16(credits.target), creditsGranted: UInt16(grant),
+                maxReadWriteSize: UInt32(agreed.maxReadWriteSize), preferredSendSize: UInt32(agreed.maxSendSize),
+                maxReceiveSize: UInt32(agreed.maxReceiveSize), maxFragmentedSize: UInt32(agreed.maxFragmentedReceiveSize))
+            try sendControl { response.encode(into: $0) }
+            statistics.creditsGranted += grant
+            connect(agreed)
+        case .initiator:
+            do {
+                let response = try SMBDirectNegotiateResponse(decoding: message)
+                let agreed = try SMBDirectLimits(configuration: configuration, response: response)
+                credits.negotiated(sendCredits: Int(response.creditsGranted), peerCredits: 0,
+                                   peerTarget: Int(response.creditsRequested))
+                statistics.creditsReceived += Int(response.creditsGranted)
+                connect(agreed)
+            } catch {
+                throw fail(.malformed(error))
+            }
+        }
+    }
+
+    private func connect(_ agreed: SMBDirectLimits) {
+        limits = agreed
+        reassembler = FragmentReassembler(maxMessageSize: agreed.maxFragmentedReceiveSize)
+        state = .connected
+    }
+
+    /// Answers a request without a common version with `STATUS_NOT_SUPPORTED` and
+    /// waits (briefly) for the answer to leave before the connection ends.
+    private func refuseVersion() throws(SMBDirectError) {
+        let refusal = SMBDirectNegotiateResponse(
+            negotiatedVersion: 0, creditsRequested: 0, creditsGranted: 0,
+            status: SMBDirectNegotiateResponse.statusNotSupported, maxReadWriteSize: 0, preferredSendSize: 0,
+            maxReceiveSize: 0, maxFragmentedSize: 0)
+        try sendControl { refusal.encode(into: $0) }
+        var polls = 0
+        while sendsInFlight > 0, polls < 1 << 16 {
+            polls += 1
+            if let completion = try? completionQueue.poll() { account(completion) }
+        }
+    }
+
+    /// Sends a negotiation message, which needs no credit, from a free send slot.
+    private func sendControl(_ encode: (UnsafeMutableRawBufferPointer) -> Int) throws(SMBDirectError) {
+        guard let slot = freeSendSlots.popLast() else { preconditionFailure("negotiation found no free send slot") }
+        let buffer = sendBuffer(slot)
+        let length = encode(buffer)
+        sgeStorage[slot * sgeStride] = SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress)), length: UInt32(length),
+                                           lkey: arenaRegion.lkey)
+        try postSend(slot: slot, sgeCount: 1)
+    }
+
+    /// Posts send slot `slot` with its first `sgeCount` SGEs.
+    func postSend(slot: Int, sgeCount: Int) throws(SMBDirectError) {
+        let request = SendWorkRequest(
+            id: Self.workID(.send, slot), opcode: .send,
+            sges: UnsafeBufferPointer(rebasing: sgeStorage[slot * sgeStride..<slot * sgeStride + sgeCount]), flags: .signaled)
+        do {
+            try queuePair.postSend(request)
+        } catch {
+            releaseSendSlot(slot)
+            throw fail(.verbs(error))
+        }
+        sendsInFlight += 1
+    }
+}

@@ -1,0 +1,104 @@
+import IterExtract
+import RDMASGE
+
+extension SMBDirectConnection {
+    // MARK: The requester's side: exposing memory
+
+    /// Registers up to `maxSize` bytes of `iterator` for the peer to access by RDMA
+    /// and describes them with buffer descriptors, at most `maxDescriptors` of them
+    /// (the memory may end up shorter than `maxSize`: check
+    /// ``SMBDirectRegistration/byteCount``). The iterator advances past the bytes registered.
+    ///
+    /// A source iterator is exposed for RDMA READ (the data of an SMB2 WRITE), a
+    /// destination for RDMA WRITE (the buffer of an SMB2 READ). Registration goes
+    /// through an ``MRCache`` of the connection; each descriptor holds a reference on
+    /// its region (and, for a user-backed iterator, pins on its pages) until
+    /// ``release(_:)``.
+    ///
+    /// Mirrors the kernel's `smbd_register_mr`, which uses fast-registration MRs.
+    ///
+    /// - Throws: ``SMBDirectError/extraction(_:)``, leaving no trace.
+    public func register(
+        _ iterator: inout IOIterator, maxSize: Int, maxDescriptors: Int = 16, ledger: PinLedger = .shared
+    ) throws(SMBDirectError) -> SMBDirectRegistration {
+        precondition(maxSize > 0 && maxDescriptors > 0, "a registration describes at least one byte")
+        let isPeerWritable = iterator.direction == .destination
+        let cache = isPeerWritable ? peerWritableRegistrations : peerReadableRegistrations
+        var sges: [SGE] = []
+        sges.reserveCapacity(maxDescriptors)
+        let bytes: Int
+        do {
+            bytes = try iterator.extract(maxSize: maxSize, into: &sges, maxSGEs: maxDescriptors, keys: cache, ledger: ledger)
+        } catch {
+            throw .extraction(error)
+        }
+        let descriptors = sges.map { sge in
+            BufferDescriptorV1(offset: sge.address, token: cache.region(lkey: sge.lkey)!.rkey, length: sge.length)
+        }
+        return SMBDirectRegistration(descriptors: descriptors, byteCount: bytes, isPeerWritable: isPeerWritable,
+                                     sges: sges, pinned: iterator.extractionWillPin, ledger: ledger)
+    }
+
+    /// Gives back what a registration took and invalidates its regions, so that the
+    /// rkeys the peer was given no longer open this memory. Call it once the peer has
+    /// answered the request that carried the descriptors (or the connection ended).
+    ///
+    /// Mirrors the kernel's `smbd_deregister_mr` (local invalidation of the MR).
+    public func release(_ registration: consuming SMBDirectRegistration) {
+        let cache = registration.isPeerWritable ? peerWritableRegistrations : peerReadableRegistrations
+        cache.release(extractedSGEs: registration.sges, pinned: registration.pinned, ledger: registration.ledger)
+        for sge in registration.sges {
+            cache.invalidate(MemoryRange(address: UInt(sge.address), length: Int(sge.length)))
+        }
+    }
+
+    // MARK: The responder's side: moving the data
+
+    /// Reads the memory `descriptors` describe, in order, into `destination` (which
+    /// region `lkey` covers with local write access) by RDMA READ, and waits for the
+    /// reads to finish. This is how a server takes the data of an SMB2 WRITE sent
+    /// through the RDMA channel.
+    public func read(from descriptors: [BufferDescriptorV1], into destination: UnsafeMutableRawBufferPointer,
+                     lkey: UInt32) throws(SMBDirectError) {
+        try transfer(.rdmaRead, descriptors, local: UnsafeRawBufferPointer(destination), lkey: lkey)
+        statistics.rdmaReadBytes += descriptors.reduce(0) { $0 + Int($1.length) }
+    }
+
+    /// Writes `source` (which region `lkey` covers) into the memory `descriptors`
+    /// describe, in order, by RDMA WRITE, and waits for the writes to finish. This is
+    /// how a server returns the data of an SMB2 READ through the RDMA channel.
+    public func write(_ source: UnsafeRawBufferPointer, lkey: UInt32, to descriptors: [BufferDescriptorV1]) throws(SMBDirectError) {
+        try transfer(.rdmaWrite, descriptors, local: source, lkey: lkey)
+        statistics.rdmaWriteBytes += descriptors.reduce(0) { $0 + Int($1.length) }
+    }
+
+    private func transfer(_ opcode: SendOpcode, _ descriptors: [BufferDescriptorV1], local: UnsafeRawBufferPointer,
+                          lkey: UInt32) throws(SMBDirectError) {
+        try checkUsable()
+        guard state == .connected, let limits else { throw .notConnected }
+        let total = descriptors.reduce(0) { $0 + Int($1.length) }
+        precondition(total <= local.count, "the local buffer holds \(local.count) of \(total) bytes")
+        guard total <= limits.maxReadWriteSize else {
+            throw fail(.malformed(.transferTooLong(length: total, limit: limits.maxReadWriteSize)))
+        }
+        var offset = 0
+        for (index, descriptor) in descriptors.enumerated() {
+            if rdmaInFlight >= configuration.maxRDMAOperations {
+                try wait(for: "an RDMA operation to finish") { rdmaInFlight < configuration.maxRDMAOperations }
+            }
+            var sge = SGE(address: UInt64(UInt(bitPattern: local.baseAddress) + UInt(offset)), length: descriptor.length, lkey: lkey)
+            do {
+                try withUnsafePointer(to: &sge) { (pointer) throws(VerbsError) in
+                    try queuePair.postSend(SendWorkRequest(
+                        id: Self.workID(.rdma, index), opcode: opcode, sges: UnsafeBufferPointer(start: pointer, count: 1),
+                        remoteAddress: descriptor.offset, rkey: descriptor.token))
+                }
+            } catch {
+                throw fail(.verbs(error))
+            }
+            rdmaInFlight += 1
+            offset += Int(descriptor.length)
+        }
+        try wait(for: "the RDMA operations to finish") { rdmaInFlight == 0 }
+    }
+}

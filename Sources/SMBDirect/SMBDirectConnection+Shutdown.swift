@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RDMASGE
+
+extension SMBDirectConnection {
+    /// Ends the connection in order: waits for the sends and RDMA operations under
+    /// way, then flushes the receives and releases everything (see ``tearDown()``).
+    /// Closing a connection that already ended does nothing.
+    public func close() throws(SMBDirectError) {
+        switch state {
+        case .closed, .failed: return
+        case .idle: break
+        case .negotiating, .connected:
+            try wait(for: "the last sends to complete", sending: false) { sendsInFlight == 0 && rdmaInFlight == 0 }
+        }
+        state = .closed
+        tearDown()
+    }
+
+    /// Ends the connection at once, as when the connection manager reports that the
+    /// peer went away or the upper layer gives up: everything posted is flushed and
+    /// released, and the state becomes ``State/failed(_:)`` with
+    /// ``SMBDirectError/disconnected``. Does nothing to a connection that already ended.
+    public func disconnect() {
+        switch state {
+        case .negotiating, .connected: _ = fail(.disconnected)
+        case .idle:
+            state = .failed(.disconnected)
+            tearDown()
+        case .closed, .failed: return
+        }
+    }
+
+    /// Whether the connection ended with an error.
+    public var hasFailed: Bool {
+        if case .failed = state { return true }
+        return false
+    }
+
+    /// Ends the connection because of `error`: records it as the state, flushes and
+    /// releases everything, and returns it for the caller to throw.
+    func fail(_ error: SMBDirectError) -> SMBDirectError {
+        if case .failed(let first) = state { return first }
+        state = .failed(error)
+        tearDown()
+        return error
+    }
+
+    /// Moves the queue pair to the error state, which flushes every outstanding
+    /// request, and polls until each has reported; then destroys the queue pair and
+    /// completion queue, deregisters the buffers, releases what unfinished sends
+    /// retained and deregisters every idle registration of the connection's caches.
+    ///
+    /// Registrations still held by the caller stay valid until their
+    /// ``release(_:)``, which deregisters them.
+    func tearDown() {
+        guard !isTornDown else { return }
+        isTornDown = true
+        try? queuePair.modify(to: .error, remote: nil)
+        var polls = 0
+        while sendsInFlight > 0 || receivesInFlight > 0 || rdmaInFlight > 0, polls < 1 << 20 {
+            polls += 1
+            if let completion = try? completionQueue.poll() { account(completion) }
+        }
+        try? queuePair.close()
+        // With the queue pair gone the device touches none of this memory any more.
+        for slot in 0..<sendSlotCount where sendSlots[slot].payloadSGEs > 0 { releaseSendSlot(slot) }
+        try? arenaRegion.deregister()
+        try? completionQueue.close()
+        arena.deallocate()
+        sendRegistrations.flush()
+        peerReadableRegistrations.flush()
+        peerWritableRegistrations.flush()
+        inbox.removeAll()
+        inboxHead = 0
+    }
+}
