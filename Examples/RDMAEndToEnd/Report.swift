@@ -1,0 +1,53 @@
+#if RDMA
+import Glibc
+
+/// A check that could not be made: the scenario stops and the check fails.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Counts PASS and FAIL lines and prints the closing `N passed, N failed` the harness reads.
+final class Report {
+    private(set) var passed = 0
+    private(set) var failed = 0
+
+    /// Prints one line and flushes: stdout is a pipe in the guest.
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+
+    func check(_ ok: Bool, _ what: String) {
+        if ok { passed += 1 } else { failed += 1 }
+        Report.say("\(ok ? "PASS" : "FAIL"): \(what)")
+    }
+
+    /// Runs `body`; a thrown error is one failed check named `what`.
+    func attempt(_ what: String, _ body: () throws -> Void) {
+        do { try body() } catch { check(false, "\(what): \(error)") }
+    }
+
+    func finish() -> Never {
+        Report.say("\(passed) passed, \(failed) failed")
+        exit(failed == 0 ? 0 : 1)
+    }
+}
+
+/// `value` with `digits` digits after the point (no Foundation here).
+func fixed(_ value: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    let whole = Int(scaled / scale), fraction = Int(scaled) - whole * Int(scale)
+    let text = String(fraction)
+    return (value < 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + String(repeating: "0", count: digits - text.count) + text : "")
+}
+
+/// Seconds on the monotonic clock.
+func now() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+#endif
