@@ -16,11 +16,16 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // The hand-written C lower bound, compiled with -O2.
+        .target(name: "CBaseline", cSettings: [.unsafeFlags(["-O2"])]),
         .executableTarget(
             name: "ExtractionBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "IterExtract", package: parentIdentity),
+                .product(name: "ScatterList", package: parentIdentity),
+                .product(name: "RDMASGE", package: parentIdentity),
+                "CBaseline",
             ],
             path: "Benchmarks/ExtractionBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -26,6 +26,11 @@ public enum AddressTranslation {
         return mappedPage(containing: address)
     }
 
+    /// Whether every address is its own page (no ``VirtualMapping`` exists), so that
+    /// a virtually contiguous range is also frame-contiguous.
+    @inlinable
+    public static var isIdentity: Bool { noWindows }
+
     @usableFromInline
     static var noWindows: Bool { windowCount.load(ordering: .acquiring) == 0 }
 

@@ -28,8 +28,8 @@ public final class PinLedger: Sendable {
     public let mode: Mode
     /// The most pages that may be pinned at once.
     public let limit: Int
-    private let perPage = Mutex<[UInt: Int]>([:])
-    private let total = Atomic<Int>(0)
+    @usableFromInline let perPage = Mutex<[UInt: Int]>([:])
+    @usableFromInline let total = Atomic<Int>(0)
 
     /// Creates a ledger.
     public init(mode: Mode? = nil, limit: Int = .max) {
@@ -58,44 +58,90 @@ public final class PinLedger: Sendable {
     ///
     /// - Throws: ``IOIteratorError/pinLimitExceeded(requested:available:)`` when the
     ///   pins would exceed ``limit``; nothing is recorded then.
+    @inlinable
     public func pin<C: Collection<Page>>(_ pages: C) throws(IOIteratorError) {
-        let n = pages.count
-        if n == 0 { return }
+        try pin(pages, count: pages.count)
+    }
+
+    /// Records a pin on each of the `count` pages of `pages`, all or none: one call
+    /// for a whole extraction, so that a counting ledger does one atomic add however
+    /// many pieces the pages came in.
+    ///
+    /// - Throws: ``IOIteratorError/pinLimitExceeded(requested:available:)``; nothing
+    ///   is recorded then.
+    @inlinable
+    public func pin<S: Sequence<Page>>(_ pages: S, count: Int) throws(IOIteratorError) {
+        if count == 0 { return }
         if mode == .counting {
-            var current = total.load(ordering: .relaxed)
-            while true {
-                guard n <= limit - current else { throw .pinLimitExceeded(requested: n, available: limit - current) }
-                let (exchanged, original) = total.compareExchange(
-                    expected: current, desired: current + n, ordering: .acquiringAndReleasing)
-                if exchanged { return }
-                current = original
-            }
+            try addPins(count)
+        } else {
+            try pinExactly(pages, count: count)
         }
+    }
+
+    @usableFromInline
+    func addPins(_ n: Int) throws(IOIteratorError) {
+        var current = total.load(ordering: .relaxed)
+        while true {
+            guard n <= limit - current else { throw .pinLimitExceeded(requested: n, available: limit - current) }
+            let (exchanged, original) = total.compareExchange(
+                expected: current, desired: current + n, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    @usableFromInline
+    func pinExactly<S: Sequence<Page>>(_ pages: S, count n: Int) throws(IOIteratorError) {
         try perPage.withLock { (table) throws(IOIteratorError) in
             let current = total.load(ordering: .relaxed)
             guard n <= limit - current else { throw .pinLimitExceeded(requested: n, available: limit - current) }
-            for page in pages { table[page.frame, default: 0] += 1 }
+            var seen = 0
+            for page in pages {
+                table[page.frame, default: 0] += 1
+                seen += 1
+            }
+            precondition(seen == n, "pin(_:count:) was told \(n) pages but given \(seen)")
             total.add(n, ordering: .releasing)
         }
     }
 
     /// Releases one pin on each of `pages`. Releasing a page that holds no pin traps.
+    @inlinable
     public func unpin<C: Collection<Page>>(_ pages: C) {
-        let n = pages.count
-        if n == 0 { return }
-        if mode == .exact {
-            perPage.withLock { table in
-                for page in pages {
-                    guard let pins = table[page.frame] else {
-                        preconditionFailure("unpinned \(page), which holds no pin in this ledger")
-                    }
-                    table[page.frame] = pins == 1 ? nil : pins - 1
-                }
-                total.subtract(n, ordering: .releasing)
-            }
-            return
+        unpin(pages, count: pages.count)
+    }
+
+    /// Releases one pin on each of the `count` pages of `pages`, in one call.
+    @inlinable
+    public func unpin<S: Sequence<Page>>(_ pages: S, count: Int) {
+        if count == 0 { return }
+        if mode == .counting {
+            removePins(count)
+        } else {
+            unpinExactly(pages, count: count)
         }
+    }
+
+    @usableFromInline
+    func removePins(_ n: Int) {
         let before = total.subtract(n, ordering: .acquiringAndReleasing).oldValue
         precondition(before >= n, "unpinned \(n) pages, but the ledger holds only \(before) pins")
+    }
+
+    @usableFromInline
+    func unpinExactly<S: Sequence<Page>>(_ pages: S, count n: Int) {
+        perPage.withLock { table in
+            var seen = 0
+            for page in pages {
+                guard let pins = table[page.frame] else {
+                    preconditionFailure("unpinned \(page), which holds no pin in this ledger")
+                }
+                table[page.frame] = pins == 1 ? nil : pins - 1
+                seen += 1
+            }
+            precondition(seen == n, "unpin(_:count:) was told \(n) pages but given \(seen)")
+            total.subtract(n, ordering: .releasing)
+        }
     }
 }

@@ -77,24 +77,23 @@ extension IOIterator {
         keys.release(extractedSGEs: sges, pinned: extractionWillPin, ledger: ledger)
     }
 
-    /// Pins the pages of every SGE, all or none.
+    /// Pins the pages of every SGE, all or none, in one ledger call.
     private func pin(_ sges: ArraySlice<SGE>, ledger: PinLedger) throws(RDMAError) {
-        var pinned = sges.startIndex
         do {
-            for sge in sges {
-                try ledger.pin(MemoryRange(address: UInt(sge.address), length: Int(sge.length)).pages)
-                pinned += 1
-            }
+            try ledger.pin(sges.lazy.flatMap(\.pages), count: sges.reduce(0) { $0 + $1.pages.count })
         } catch {
-            for sge in sges[..<pinned] {
-                ledger.unpin(MemoryRange(address: UInt(sge.address), length: Int(sge.length)).pages)
-            }
             guard case .pinLimitExceeded(let requested, let available) = error else {
                 preconditionFailure("pinning failed with \(error)")
             }
             throw .pinLimitExceeded(requested: requested, available: available)
         }
     }
+}
+
+extension SGE {
+    /// The pages the SGE's bytes occupy.
+    @inlinable
+    public var pages: PagesOfRange { MemoryRange(address: UInt(address), length: Int(length)).pages }
 }
 
 /// The running state of one extraction to SGEs: the open SGE, how far its region

@@ -46,11 +46,10 @@ extension KeyResolver {
     ///
     /// Mirrors the release half of the kernel's `iov_iter_extract_pages` contract
     /// (`unpin_user_pages`), extended to memory-region references.
+    @inlinable
     public func release<C: Collection<SGE>>(extractedSGEs sges: C, pinned: Bool, ledger: PinLedger = .shared) {
-        for sge in sges {
-            if pinned { ledger.unpin(MemoryRange(address: UInt(sge.address), length: Int(sge.length)).pages) }
-            release(lkey: sge.lkey)
-        }
+        if pinned { ledger.unpin(sges.lazy.flatMap(\.pages), count: sges.reduce(0) { $0 + $1.pages.count }) }
+        for sge in sges { release(lkey: sge.lkey) }
     }
 
     /// Checks the input every resolver refuses: empty and wrapping ranges.

@@ -100,6 +100,9 @@ struct ScatterEntryBuilder {
     /// Adds `range` page by page, merging into the previous entry of this call when
     /// the granularity allows; returns the bytes taken before the budget ran out.
     func addPages(of range: MemoryRange) -> Int {
+        if let maxSegment, !translatesAddresses || AddressTranslation.isIdentity {
+            return addRun(range, maxSegment: maxSegment)
+        }
         var taken = 0
         while taken < range.length {
             let address = range.address &+ UInt(taken)
@@ -107,18 +110,36 @@ struct ScatterEntryBuilder {
             let piece = Swift.min(range.length - taken, pageSize - offset)
             let page = translatesAddresses
                 ? AddressTranslation.page(containing: address) : Page(frame: address >> UInt(pageShift))
-            if let maxSegment, table.count > firstEntry {
-                let last = table.slot(table.count - 1)
-                if last.pointee.address &+ UInt(last.pointee.length) == page.address &+ UInt(offset),
-                   last.pointee.length + piece <= maxSegment {
-                    last.pointee.length += piece
-                    taken += piece
-                    continue
-                }
+            if let maxSegment, table.count > firstEntry, let last = table.lastSlot,
+               last.pointee.address &+ UInt(last.pointee.length) == page.address &+ UInt(offset),
+               last.pointee.length + piece <= maxSegment {
+                last.pointee.length += piece
+                taken += piece
+                continue
             }
             guard table.count < endEntry else { break }
             table.appendEntry(page: page, offset: offset, length: piece, pinned: pins)
             taken += piece
+        }
+        return taken
+    }
+
+    /// Merged granularity over memory whose pages are its own frames: the range is
+    /// frame-contiguous, so it is added in entries of up to `maxSegment` bytes at once,
+    /// the first continuing the previous entry of this call when they touch.
+    private func addRun(_ range: MemoryRange, maxSegment: Int) -> Int {
+        var taken = 0
+        if table.count > firstEntry, let last = table.lastSlot,
+           last.pointee.address &+ UInt(last.pointee.length) == range.address, last.pointee.length < maxSegment {
+            taken = Swift.min(range.length, maxSegment - last.pointee.length)
+            last.pointee.length += taken
+        }
+        while taken < range.length, table.count < endEntry {
+            let address = range.address &+ UInt(taken)
+            let length = Swift.min(range.length - taken, maxSegment)
+            table.appendEntry(page: Page(frame: address >> UInt(pageShift)), offset: Int(address & pageMask),
+                              length: length, pinned: pins)
+            taken += length
         }
         return taken
     }

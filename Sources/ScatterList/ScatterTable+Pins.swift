@@ -10,26 +10,27 @@ extension ScatterTable {
         unpinEntries(from: 0, to: count, ledger: ledger)
     }
 
-    /// Pins the pages of the entries from `start` to the end, entry by entry.
+    /// Pins the pages of the entries from `start` to the end, in one ledger call.
     ///
-    /// - Throws: ``ScatterListError/iterator(_:)`` when the ledger refuses; the pins
-    ///   this call took are released then.
+    /// - Throws: ``ScatterListError/iterator(_:)`` when the ledger refuses; nothing is
+    ///   pinned then.
     func pinEntries(from start: Int, ledger: PinLedger) throws(ScatterListError) {
-        for index in start..<count {
-            do {
-                try ledger.pin(slot(index).pointee.pages)
-            } catch {
-                unpinEntries(from: start, to: index, ledger: ledger)
-                throw .iterator(error)
-            }
+        var pageCount = 0
+        forEachSlot(in: start..<count) { pageCount += $0.pointee.pages.count }
+        do {
+            try ledger.pin((start..<count).lazy.flatMap { self.slot($0).pointee.pages }, count: pageCount)
+        } catch {
+            throw .iterator(error)
         }
     }
 
-    /// Unpins the pinned entries in `start..<end`.
+    /// Unpins the pinned entries in `start..<end`, in one ledger call.
     func unpinEntries(from start: Int, to end: Int, ledger: PinLedger) {
-        for index in start..<end where slot(index).pointee.isPinned {
-            ledger.unpin(slot(index).pointee.pages)
-            slot(index).pointee.isPinned = false
-        }
+        var pageCount = 0
+        forEachSlot(in: start..<end) { if $0.pointee.isPinned { pageCount += $0.pointee.pages.count } }
+        if pageCount == 0 { return }
+        let pinned = (start..<end).lazy.filter { self.slot($0).pointee.isPinned }
+        ledger.unpin(pinned.flatMap { self.slot($0).pointee.pages }, count: pageCount)
+        forEachSlot(in: start..<end) { $0.pointee.isPinned = false }
     }
 }

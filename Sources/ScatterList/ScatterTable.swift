@@ -24,14 +24,39 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     public let chunkCapacity: Int
     /// The chunks, each `chunkCapacity` initialised slots.
     var chunks: [UnsafeMutablePointer<ScatterEntry>] = []
+    /// The state extraction touches for every entry. It lives behind a pointer so that
+    /// the hot path pays no dynamic exclusivity check, which a class's stored
+    /// properties would cost on every access.
+    struct AppendState {
+        var count = 0
+        /// Where the next appended entry goes, valid while `room > 0`.
+        var slot: UnsafeMutablePointer<ScatterEntry>?
+        /// Data slots left from `slot` to the end of its chunk.
+        var room = 0
+        var isMapped = false
+    }
+    private let state: UnsafeMutablePointer<AppendState> = {
+        let state = UnsafeMutablePointer<AppendState>.allocate(capacity: 1)
+        state.initialize(to: AppendState())
+        return state
+    }()
+
     /// The number of data entries. The kernel's `orig_nents`.
-    public private(set) var count = 0
+    public private(set) var count: Int {
+        get { state.pointee.count }
+        set {
+            state.pointee.count = newValue
+            state.pointee.room = 0
+        }
+    }
     /// The data index of the entry that carries the END marker.
     var endMarkIndex: Int?
     /// The number of DMA segments while mapped, else 0. The kernel's `nents`.
     public internal(set) var mappedCount = 0
     /// The mapper that mapped the table, while it is mapped.
-    var dmaMapper: (any DMAMapper)?
+    var dmaMapper: (any DMAMapper)? {
+        didSet { state.pointee.isMapped = dmaMapper != nil }
+    }
 
     /// An empty table with room for `capacity` entries before it must allocate.
     public init(chunkCapacity: Int = ScatterTable.defaultChunkCapacity, reservingCapacity capacity: Int = 0) {
@@ -56,6 +81,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
             chunk.deinitialize(count: chunkCapacity)
             chunk.deallocate()
         }
+        state.deallocate()
     }
 
     /// Data slots per chunk: every chunk keeps its last slot for the chain link.
@@ -68,7 +94,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     public var chunkCount: Int { chunks.count }
 
     /// Whether the table is DMA-mapped.
-    public var isMapped: Bool { dmaMapper != nil }
+    public var isMapped: Bool { state.pointee.isMapped }
 
     /// Allocates chunks until the table holds at least `capacity` data entries,
     /// turning the spare last slot of the previous last chunk into a chain link.
@@ -85,6 +111,30 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
+
+    /// Calls `body` with the slot of each data entry in `range`, chunk by chunk (no
+    /// division per entry: the bulk passes of extraction and release use this).
+    @inline(__always)
+    func forEachSlot<E: Error>(in range: Range<Int>, _ body: (UnsafeMutablePointer<ScatterEntry>) throws(E) -> Void) throws(E) {
+        if range.isEmpty { return }
+        var (chunk, first) = range.lowerBound.quotientAndRemainder(dividingBy: dataSlotsPerChunk)
+        var left = range.count
+        while left > 0 {
+            let base = chunks[chunk]
+            let n = Swift.min(left, dataSlotsPerChunk - first)
+            for i in first..<first + n { try body(base + i) }
+            left -= n
+            chunk += 1
+            first = 0
+        }
+    }
+
+    /// The last data entry's slot, when there is one.
+    var lastSlot: UnsafeMutablePointer<ScatterEntry>? {
+        let cursor = state.pointee
+        if cursor.room > 0, cursor.room < dataSlotsPerChunk, let slot = cursor.slot { return slot - 1 }
+        return count > 0 ? slot(count - 1) : nil
+    }
 
     /// The slot that holds data entry `index`.
     func slot(_ index: Int) -> UnsafeMutablePointer<ScatterEntry> {
@@ -126,17 +176,24 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     /// Appends an entry of `length` bytes at `offset` from `page`.
     func appendEntry(page: Page, offset: Int, length: Int, pinned: Bool) {
         precondition(!isMapped, "a mapped table cannot grow; unmap it first")
-        if count == capacity { reserveCapacity(count + 1) }
-        let entry = slot(count)
+        if state.pointee.room == 0 {
+            if count == capacity { reserveCapacity(count + 1) }
+            let index = count
+            state.pointee.slot = slot(index)
+            state.pointee.room = dataSlotsPerChunk - index % dataSlotsPerChunk
+        }
+        let entry = state.pointee.slot!
         entry.pointee = ScatterEntry(page: page, offset: offset, length: length)
         entry.pointee.isPinned = pinned
-        count += 1
+        state.pointee.count += 1
+        state.pointee.slot = entry + 1
+        state.pointee.room -= 1
     }
 
     /// Removes the entries from `index` on; their slots become empty again.
     func removeEntries(from index: Int) {
         precondition(!isMapped, "a mapped table cannot shrink; unmap it first")
-        for i in index..<count { slot(i).pointee = .zeroed }
+        forEachSlot(in: index..<count) { $0.pointee = .zeroed }
         if let mark = endMarkIndex, mark >= index { endMarkIndex = nil }
         count = index
     }
@@ -144,7 +201,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     /// Removes every entry and keeps the chunks, so the table can be filled again
     /// without allocating. The pins of pinned entries must have been released.
     public func removeAll() {
-        precondition(!contains(where: \.isPinned), "release the pins of a table before emptying it")
+        forEachSlot(in: 0..<count) { precondition(!$0.pointee.isPinned, "release the pins of a table before emptying it") }
         removeEntries(from: 0)
     }
 

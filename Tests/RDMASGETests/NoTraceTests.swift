@@ -92,14 +92,13 @@ struct NoTraceTests {
         let cache = MRCache(domain: verbs.domain)
         let ledger = PinLedger(mode: .exact, limit: 100)
         var iterator = whole.iterator(.iovec, .source)
-        // Each 64 KiB segment is registered on its own (its neighbour is in use), so each
-        // is an SGE of 16 pages: six pin, the seventh finds 4 pins left.
-        expectNoTrace(&iterator, keys: cache, ledger: ledger, error: .pinLimitExceeded(requested: 16, available: 4),
+        // The whole call's pages are pinned at once (16 SGEs of 16 pages), all or none.
+        expectNoTrace(&iterator, keys: cache, ledger: ledger, error: .pinLimitExceeded(requested: 256, available: 100),
                       references: { cache.referenceCount })
         #expect(cache.statistics.misses == 16)
         var pieces = IOIterator(iovecs: UnsafeBufferPointer(rebasing: whole.segments[0..<8]), direction: .source)
         let twoRegions = regionTable(over: whole.mappingRange, cuts: [80])
-        expectNoTrace(&pieces, keys: twoRegions, ledger: ledger, error: .pinLimitExceeded(requested: 48, available: 20))
+        expectNoTrace(&pieces, keys: twoRegions, ledger: ledger, error: .pinLimitExceeded(requested: 128, available: 100))
     }
 
     @Test("an MR-cache registration that fails releases the references already taken")

@@ -1,15 +1,24 @@
 import Benchmark
+import CBaseline
+import Glibc
 import IterExtract
+import RDMASGE
+import ScatterList
 
+/// Each benchmark extracts a whole workload once per iteration into storage made
+/// before the measured region. Names are `path/workload`; `Benchmarks/report` turns one
+/// run into ratios (direct against two-step, against the C loop and the memcpy floor)
+/// and checks that no direct path allocates.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .mallocCountTotal, .instructions],
+        metrics: [.wallClock, .mallocCountTotal],
         maxDuration: .seconds(1),
         maxIterations: 10_000
     )
     let workloads = try! Workload.all()
     // A counting ledger costs one atomic add per call: the mode for hot paths.
     let ledger = PinLedger(mode: .counting)
+    let lkey: UInt32 = 0x1234
 
     // The harness's own allocations per sample: subtract these from every other row.
     Benchmark("baseline/empty") { benchmark in
@@ -34,6 +43,122 @@ let benchmarks: @Sendable () -> Void = {
                 }
                 blackHole(pages)
             }
+        }
+
+        for (path, granularity) in [("sg", ScatterGranularity.kernel), ("sg-merged", .merged(maxSegment: 1 << 16))] {
+            Benchmark("\(path)/\(workload.name)") { benchmark in
+                let table = ScatterTable(reservingCapacity: 256)
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    var iterator = workload.makeIterator()
+                    while iterator.count > 0 {
+                        let bytes = try iterator.extract(maxSize: .max, into: table, maxEntries: 256,
+                                                         granularity: granularity, ledger: ledger)
+                        table.releasePins(ledger: ledger)
+                        table.removeAll()
+                        if bytes == 0 { break }
+                    }
+                }
+            }
+        }
+
+        // The old way: pages first, then a table built from them.
+        Benchmark("sg-two-step/\(workload.name)") { benchmark in
+            let table = ScatterTable(reservingCapacity: 256)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                var iterator = workload.makeIterator()
+                while iterator.count > 0 {
+                    let bytes = try iterator.extractThroughPages(maxSize: .max, into: table, maxPages: 256, ledger: ledger)
+                    table.releasePins(ledger: ledger)
+                    table.removeAll()
+                    if bytes == 0 { break }
+                }
+            }
+        }
+
+        let singleKey = SingleKeyResolver(lkey: lkey, coverage: workload.coverage, access: [.localWrite, .remoteRead])
+        Benchmark("sge/\(workload.name)") { benchmark in
+            var sges: [SGE] = []
+            sges.reserveCapacity(1024)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                var iterator = workload.makeIterator()
+                while iterator.count > 0 {
+                    sges.removeAll(keepingCapacity: true)
+                    let bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: singleKey, ledger: ledger)
+                    iterator.release(extractedSGEs: sges, keys: singleKey, ledger: ledger)
+                    if bytes == 0 { break }
+                }
+                blackHole(sges)
+            }
+        }
+
+        Benchmark("sge-mrcache/\(workload.name)") { benchmark in
+            let device = SoftVerbs()
+            let domain = try device.allocateProtectionDomain()
+            let cache = MRCache(domain: domain, access: [.localWrite, .remoteRead])
+            var sges: [SGE] = []
+            sges.reserveCapacity(1024)
+            func extractAll() throws {
+                var iterator = workload.makeIterator()
+                while iterator.count > 0 {
+                    sges.removeAll(keepingCapacity: true)
+                    let bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: cache, ledger: ledger)
+                    iterator.release(extractedSGEs: sges, keys: cache, ledger: ledger)
+                    if bytes == 0 { break }
+                }
+            }
+            try extractAll()   // a warm cache: every region is registered before measuring
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { try extractAll() }
+            benchmark.stopMeasurement()
+            cache.flush()
+            try domain.close()
+        }
+
+        // The old way to SGEs: pages, then a table, then one SGE per table entry.
+        Benchmark("sge-two-step/\(workload.name)") { benchmark in
+            let table = ScatterTable(reservingCapacity: 256)
+            var sges: [SGE] = []
+            sges.reserveCapacity(1024)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                var iterator = workload.makeIterator()
+                while iterator.count > 0 {
+                    let bytes = try iterator.extractThroughPages(maxSize: .max, into: table, maxPages: 256, ledger: ledger)
+                    sges.removeAll(keepingCapacity: true)
+                    for entry in table {
+                        sges.append(SGE(address: UInt64(entry.address), length: UInt32(entry.length), lkey: lkey))
+                    }
+                    table.releasePins(ledger: ledger)
+                    table.removeAll()
+                    if bytes == 0 { break }
+                }
+                blackHole(sges)
+            }
+        }
+    }
+
+    // Lower bounds for the IOVEC-1024 row: the C loop a programmer writes by hand, and
+    // copying the output array's bytes (the memory-traffic floor).
+    let iovec1024 = workloads.first { $0.name == "IOVEC-1024" }!
+    Benchmark("c-loop/IOVEC-1024") { benchmark in
+        let output = UnsafeMutableBufferPointer<baseline_sge>.allocate(capacity: 1024)
+        defer { output.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(baseline_iovec_to_sge(iovec1024.segments.baseAddress, 1024, output.baseAddress, 1024, lkey))
+        }
+    }
+    Benchmark("memcpy/IOVEC-1024") { benchmark in
+        let source = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024 * 16, alignment: 16)
+        let target = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024 * 16, alignment: 16)
+        defer { source.deallocate(); target.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            memcpy(target.baseAddress!, source.baseAddress!, 1024 * 16)
+            blackHole(target.baseAddress)
         }
     }
 }

@@ -82,6 +82,12 @@ final class Workload: @unchecked Sendable {
         bvecs?.deallocate()
     }
 
+    /// The addresses the workload's memory occupies, for a single key that covers it all.
+    var coverage: Range<UInt> { mapping.map { UInt(bitPattern: $0.baseAddress)..<UInt(bitPattern: $0.baseAddress) + UInt($0.bytes.count) } ?? pool.addressRange }
+
+    /// The workload's `iovec` array (IOVEC and KVEC workloads).
+    var segments: UnsafeBufferPointer<iovec> { UnsafeBufferPointer(iovecs!) }
+
     /// A fresh iterator over the whole workload.
     func makeIterator() -> IOIterator {
         switch kind {

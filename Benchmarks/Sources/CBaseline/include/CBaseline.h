@@ -1,0 +1,18 @@
+#ifndef ITEREXTRACT_CBASELINE_H
+#define ITEREXTRACT_CBASELINE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/// The layout of libibverbs' struct ibv_sge, without needing libibverbs.
+struct baseline_sge {
+    uint64_t addr;
+    uint32_t length;
+    uint32_t lkey;
+};
+
+/// What a C programmer writes by hand: one SGE per non-empty iovec, one lkey for all.
+/// Returns the number of SGEs written (at most max_sges).
+size_t baseline_iovec_to_sge(const struct iovec *iov, size_t count,
+                             struct baseline_sge *sges, size_t max_sges, uint32_t lkey);
+#endif
