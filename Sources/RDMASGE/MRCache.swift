@@ -131,11 +131,12 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         defer { deregister(dropped) }
         return try state.withLock { (state) throws(RDMAError) -> KeyResolution in
             state.clock += 1
-            if isEnabled, let lkey = Self.regionCovering(range, in: state) {
+            if isEnabled, let (lkey, position) = Self.regionCovering(range, in: &state) {
+                // One hash lookup found the entry; mutate it in place.
                 state.statistics.hits += 1
-                state.entries[lkey]!.lastUse = state.clock
-                if retaining { state.entries[lkey]!.references += 1 }
-                return KeyResolution(lkey: lkey, coverage: state.entries[lkey]!.coverage)
+                state.entries.values[position].lastUse = state.clock
+                if retaining { state.entries.values[position].references += 1 }
+                return KeyResolution(lkey: lkey, coverage: state.entries.values[position].coverage)
             }
             state.statistics.misses += 1
             return try register(range, retaining: retaining, in: &state, dropping: &dropped)
@@ -146,14 +147,15 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         var dropped: [Domain.Region] = []
         defer { deregister(dropped) }
         state.withLock { state in
-            guard let entry = state.entries[lkey], entry.references > 0 else {
+            guard let position = state.entries.index(forKey: lkey), state.entries.values[position].references > 0 else {
                 preconditionFailure("released lkey 0x\(String(lkey, radix: 16)), which holds no reference in this cache")
             }
-            state.entries[lkey]!.references -= 1
-            guard entry.references == 1 else { return }
+            state.entries.values[position].references -= 1
+            let entry = state.entries.values[position]
+            guard entry.references == 0 else { return }
             if entry.isReusable && isEnabled {
                 state.clock += 1
-                state.entries[lkey]!.lastUse = state.clock
+                state.entries.values[position].lastUse = state.clock
                 evictOverLimits(in: &state, dropping: &dropped)
             } else {
                 dropped.append(Self.remove(lkey, from: &state))
@@ -249,15 +251,18 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         }
     }
 
-    /// The reusable region that covers all of `range`.
-    private static func regionCovering(_ range: MemoryRange, in state: State) -> UInt32? {
+    /// The reusable region that covers all of `range`, with its position in `entries`.
+    private static func regionCovering(_ range: MemoryRange, in state: inout State) -> (UInt32, Dictionary<UInt32, Entry>.Index)? {
         let end = range.address + UInt(range.length)
         var position = upperBound(of: range.address, in: state.index)
         while position > 0 {
             position -= 1
             let candidate = state.index[position]
             if candidate.start &+ UInt(state.longest) <= range.address { break }
-            if let entry = state.entries[candidate.lkey], entry.coverage.upperBound >= end { return candidate.lkey }
+            if let found = state.entries.index(forKey: candidate.lkey),
+               state.entries.values[found].coverage.upperBound >= end {
+                return (candidate.lkey, found)
+            }
         }
         return nil
     }

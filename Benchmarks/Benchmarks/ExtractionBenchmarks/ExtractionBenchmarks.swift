@@ -140,6 +140,27 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // One 64 KiB range looked up in an MR cache: a hit on a warm cache, and a
+    // registration (a disabled cache registers on every lookup and deregisters on release).
+    for (path, enabled) in [("mrcache-hit", true), ("mrcache-register", false)] {
+        Benchmark("\(path)/64KiB") { benchmark in
+            let device = SoftVerbs()
+            let domain = try device.allocateProtectionDomain()
+            let pool = try PagePool(pageCount: 16)
+            let cache = MRCache(domain: domain, access: [.localWrite, .remoteRead], isEnabled: enabled)
+            let range = MemoryRange(address: UInt(bitPattern: pool.baseAddress), length: 1 << 16)
+            if enabled { cache.release(lkey: try cache.resolve(range, access: .localWrite, retaining: true).lkey) }
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                let resolution = try cache.resolve(range, access: .localWrite, retaining: true)
+                cache.release(lkey: resolution.lkey)
+            }
+            benchmark.stopMeasurement()
+            cache.flush()
+            try domain.close()
+        }
+    }
+
     // Lower bounds for the IOVEC-1024 row: the C loop a programmer writes by hand, and
     // copying the output array's bytes (the memory-traffic floor).
     let iovec1024 = workloads.first { $0.name == "IOVEC-1024" }!
