@@ -48,7 +48,7 @@ struct SMBDirectSendCommand: ParsableCommand {
             inlineThreshold: inlineThreshold
         ) { done, total, elapsed in
             print("\r" + bar.render(done: done, total: total, elapsed: elapsed), terminator: "")
-            fflush(stdout)
+            fflush(nil)
         }
         print("\n" + report.description)
         if !keep {
