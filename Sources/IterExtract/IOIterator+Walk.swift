@@ -139,7 +139,7 @@ extension IOIterator {
         }
         let start = Int(base) + offset
         var position = start
-        walkPageCache(described, holes: .skip) { range in
+        _ = walkPageCache(described, holes: .skip) { range in
             // Each piece starts where its folio's data continues; holes lie before it.
             let cache = pageCache
             let entry = cache.entries[cache.firstPosition(endingAfter: position >> pageShift)]

@@ -1,0 +1,69 @@
+// Runs one extraction path over one workload many times, for callgrind to count the
+// instructions: a measure that does not move with the machine's load.
+//     Benchmarks/Instructions/run     (builds this, runs every path, prints ratios)
+import Glibc
+import IterExtract
+import RDMASGE
+import ScatterList
+
+let arguments = CommandLine.arguments
+guard arguments.count == 4, let iterations = Int(arguments[3]) else {
+    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: sg sg-merged sg-two-step sge sge-two-step none)")
+    exit(2)
+}
+let path = arguments[1]
+let pool = try PagePool(pageCount: 1024 * 8 + 64, placement: .shuffled(seed: 7))
+var random = SplitMix64(seed: 0x5eed)
+let iovecs = UnsafeMutableBufferPointer<iovec>.allocate(capacity: 1024)
+let bvecs = UnsafeMutableBufferPointer<BioVec>.allocate(capacity: 256)
+func makeIterator() -> IOIterator {
+    arguments[2] == "BVEC-256"
+        ? IOIterator(bvecs: UnsafeBufferPointer(bvecs), direction: .source)
+        : IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: .source)
+}
+if arguments[2] == "BVEC-256" {
+    for i in 0..<256 { bvecs[i] = BioVec(page: try pool.allocateFolio().head, offset: 0, length: pageSize) }
+} else {
+    // The benchmark package's IOVEC-1024: mixed sizes and alignments.
+    let run = try pool.allocateFolio(order: 9)
+    let base = run.head.baseAddress
+    var offset = 0
+    for i in 0..<1024 {
+        let length = Int(random.next() % 24576) + 1
+        offset += Int(random.next() % 512)
+        iovecs[i] = iovec(iov_base: base + offset % (run.size - 24576), iov_len: length)
+        offset += length
+    }
+}
+let ledger = PinLedger(mode: .counting)
+let table = ScatterTable(reservingCapacity: 256)
+var sges: [SGE] = []
+sges.reserveCapacity(1024)
+let keys = SingleKeyResolver(lkey: 7, coverage: pool.addressRange, access: [.localWrite, .remoteRead])
+for _ in 0..<iterations {
+    var iterator = makeIterator()
+    while iterator.count > 0 {
+        let bytes: Int
+        switch path {
+        case "sg", "sg-merged":
+            bytes = try iterator.extract(maxSize: .max, into: table, maxEntries: 256,
+                                         granularity: path == "sg" ? .kernel : .merged(maxSegment: 1 << 16), ledger: ledger)
+        case "sg-two-step", "sge-two-step":
+            bytes = try iterator.extractThroughPages(maxSize: .max, into: table, maxPages: 256, ledger: ledger)
+            if path == "sge-two-step" {
+                sges.removeAll(keepingCapacity: true)
+                for entry in table { sges.append(SGE(address: UInt64(entry.address), length: UInt32(entry.length), lkey: 7)) }
+            }
+        case "sge":
+            sges.removeAll(keepingCapacity: true)
+            bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: keys, ledger: ledger)
+            iterator.release(extractedSGEs: sges, keys: keys, ledger: ledger)
+        default:
+            bytes = iterator.count
+            iterator.advance(bytes)
+        }
+        table.releasePins(ledger: ledger)
+        table.removeAll()
+        if bytes == 0 { break }
+    }
+}
