@@ -50,7 +50,7 @@ public final class IBVerbs: VerbsDevice, @unchecked Sendable {
         defer { IBVerbsCalls.freeDeviceList(list) }
         let devices = (0..<count).compactMap { list[$0] }
         guard let device = devices.first(where: { name == nil || IBVerbsCalls.deviceName($0) == name }) else {
-            throw IBVerbsCalls.failure(.openDevice, "ibv_get_device_list", code: ENODEV,
+            throw IBVerbsCalls.failure(.getDeviceList, code: ENODEV,
                                        "no device \(name ?? "at all") among \(devices.map(IBVerbsCalls.deviceName))")
         }
         let context = try IBVerbsCalls.openDevice(device)
@@ -111,7 +111,7 @@ public final class IBVerbs: VerbsDevice, @unchecked Sendable {
             ? table.first { $0.kind == .roceV2 && $0.ipv4Address != nil }
             : table.first { $0.index == 0 }
         guard let found else {
-            throw IBVerbsCalls.failure(.openDevice, "ibv_query_gid_table", code: ENODEV,
+            throw IBVerbsCalls.failure(.queryGIDTable, code: ENODEV,
                                        "no IPv4-mapped RoCE v2 GID among \(table.count) entries of port \(port.number)")
         }
         return found

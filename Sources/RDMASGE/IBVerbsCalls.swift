@@ -13,9 +13,9 @@ import Glibc
 /// function at the start of ``VerbsError/reason``.
 enum IBVerbsCalls {
     /// An error from `function`, reported as `call`, with `code`.
-    static func failure(_ call: VerbsCall, _ function: String, code: Int32, _ detail: String = "") -> VerbsError {
+    static func failure(_ call: VerbsCall, code: Int32, _ detail: String = "") -> VerbsError {
         let text = String(cString: strerror(code))
-        return VerbsError(call, errno: code, "\(function): \(text)\(detail.isEmpty ? "" : " (\(detail))")")
+        return VerbsError(call, errno: code, "\(text)\(detail.isEmpty ? "" : " (\(detail))")")
     }
 
     /// The error number of a call that returned `status`: libibverbs returns the number
@@ -37,7 +37,7 @@ enum IBVerbsCalls {
         var count: Int32 = 0
         errno = 0
         guard let list = ibv_get_device_list(&count) else {
-            throw failure(.openDevice, "ibv_get_device_list", code: nullCode)
+            throw failure(.getDeviceList, code: nullCode)
         }
         return (list, Int(count))
     }
@@ -56,7 +56,7 @@ enum IBVerbsCalls {
     static func openDevice(_ device: UnsafeMutablePointer<ibv_device>) throws(VerbsError) -> UnsafeMutablePointer<ibv_context> {
         errno = 0
         guard let context = ibv_open_device(device) else {
-            throw failure(.openDevice, "ibv_open_device", code: nullCode)
+            throw failure(.openDevice, code: nullCode)
         }
         return context
     }
@@ -71,7 +71,7 @@ enum IBVerbsCalls {
     static func queryDevice(_ context: UnsafeMutablePointer<ibv_context>) throws(VerbsError) -> ibv_device_attr {
         var attributes = ibv_device_attr()
         let status = ibv_query_device(context, &attributes)
-        guard status == 0 else { throw failure(.openDevice, "ibv_query_device", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.queryDevice, code: code(returned: status)) }
         return attributes
     }
 
@@ -80,7 +80,7 @@ enum IBVerbsCalls {
         var attributes = ibv_port_attr()
         let status = cverbs_query_port(context, port, &attributes)
         guard status == 0 else {
-            throw failure(.openDevice, "ibv_query_port", code: code(returned: status), "port \(port)")
+            throw failure(.queryPort, code: code(returned: status), "port \(port)")
         }
         return attributes
     }
@@ -94,7 +94,7 @@ enum IBVerbsCalls {
         let limit = Int(UInt16.max) / MemoryLayout<ibv_gid_entry>.stride
         var entries = [ibv_gid_entry](repeating: ibv_gid_entry(), count: min(max(capacity, 1), limit))
         let count = entries.withUnsafeMutableBufferPointer { ibv_query_gid_table(context, $0.baseAddress, $0.count, 0) }
-        guard count >= 0 else { throw failure(.openDevice, "ibv_query_gid_table", code: code(returned: Int32(count))) }
+        guard count >= 0 else { throw failure(.queryGIDTable, code: code(returned: Int32(count))) }
         return Array(entries[..<count])
     }
 
@@ -103,7 +103,7 @@ enum IBVerbsCalls {
         var gid = ibv_gid()
         let status = ibv_query_gid(context, port, Int32(index), &gid)
         guard status == 0 else {
-            throw failure(.openDevice, "ibv_query_gid", code: code(returned: status), "port \(port) index \(index)")
+            throw failure(.queryGID, code: code(returned: status), "port \(port) index \(index)")
         }
         return gid
     }
@@ -111,7 +111,7 @@ enum IBVerbsCalls {
     /// `ibv_fork_init`.
     static func forkInit() throws(VerbsError) {
         let status = ibv_fork_init()
-        guard status == 0 else { throw failure(.openDevice, "ibv_fork_init", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.forkInit, code: code(returned: status)) }
     }
 
     /// `ibv_is_fork_initialized`.
@@ -125,7 +125,7 @@ enum IBVerbsCalls {
     static func allocatePD(_ context: UnsafeMutablePointer<ibv_context>) throws(VerbsError) -> UnsafeMutablePointer<ibv_pd> {
         errno = 0
         guard let pd = ibv_alloc_pd(context) else {
-            throw failure(.allocateProtectionDomain, "ibv_alloc_pd", code: nullCode)
+            throw failure(.allocateProtectionDomain, code: nullCode)
         }
         return pd
     }
@@ -133,7 +133,7 @@ enum IBVerbsCalls {
     /// `ibv_dealloc_pd`.
     static func deallocatePD(_ pd: UnsafeMutablePointer<ibv_pd>) throws(VerbsError) {
         let status = ibv_dealloc_pd(pd)
-        guard status == 0 else { throw failure(.deallocateProtectionDomain, "ibv_dealloc_pd", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.deallocateProtectionDomain, code: code(returned: status)) }
     }
 
     /// `ibv_reg_mr_iova2` (the path the `ibv_reg_mr` macro takes), with `iova` equal
@@ -142,7 +142,7 @@ enum IBVerbsCalls {
                            access: UInt32) throws(VerbsError) -> UnsafeMutablePointer<ibv_mr> {
         errno = 0
         guard let mr = cverbs_reg_mr_iova2(pd, UnsafeMutableRawPointer(bitPattern: address), length, UInt64(address), access) else {
-            throw failure(.registerMemory, "ibv_reg_mr_iova2", code: nullCode,
+            throw failure(.registerMemory, code: nullCode,
                           "\(length) bytes at 0x\(String(address, radix: 16))")
         }
         return mr
@@ -151,7 +151,7 @@ enum IBVerbsCalls {
     /// `ibv_dereg_mr`.
     static func deregisterMR(_ mr: UnsafeMutablePointer<ibv_mr>) throws(VerbsError) {
         let status = ibv_dereg_mr(mr)
-        guard status == 0 else { throw failure(.deregisterMemory, "ibv_dereg_mr", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.deregisterMemory, code: code(returned: status)) }
     }
 
     // MARK: Completion queues
@@ -160,7 +160,7 @@ enum IBVerbsCalls {
     static func createCQ(_ context: UnsafeMutablePointer<ibv_context>, entries: Int) throws(VerbsError) -> UnsafeMutablePointer<ibv_cq> {
         errno = 0
         guard let cq = ibv_create_cq(context, Int32(clamping: entries), nil, nil, 0) else {
-            throw failure(.createCompletionQueue, "ibv_create_cq", code: nullCode, "\(entries) entries")
+            throw failure(.createCompletionQueue, code: nullCode, "\(entries) entries")
         }
         return cq
     }
@@ -168,14 +168,14 @@ enum IBVerbsCalls {
     /// `ibv_destroy_cq`.
     static func destroyCQ(_ cq: UnsafeMutablePointer<ibv_cq>) throws(VerbsError) {
         let status = ibv_destroy_cq(cq)
-        guard status == 0 else { throw failure(.destroyCompletionQueue, "ibv_destroy_cq", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.destroyCompletionQueue, code: code(returned: status)) }
     }
 
     /// `ibv_poll_cq`.
     @inline(__always)
     static func pollCQ(_ cq: UnsafeMutablePointer<ibv_cq>, _ entries: UnsafeMutablePointer<ibv_wc>, count: Int) throws(VerbsError) -> Int {
         let polled = ibv_poll_cq(cq, Int32(clamping: count), entries)
-        guard polled >= 0 else { throw failure(.pollCompletionQueue, "ibv_poll_cq", code: code(returned: polled)) }
+        guard polled >= 0 else { throw failure(.pollCompletionQueue, code: code(returned: polled)) }
         return Int(polled)
     }
 
@@ -185,7 +185,7 @@ enum IBVerbsCalls {
     static func createQP(_ pd: UnsafeMutablePointer<ibv_pd>, _ attributes: inout ibv_qp_init_attr) throws(VerbsError) -> UnsafeMutablePointer<ibv_qp> {
         errno = 0
         guard let qp = ibv_create_qp(pd, &attributes) else {
-            throw failure(.createQueuePair, "ibv_create_qp", code: nullCode)
+            throw failure(.createQueuePair, code: nullCode)
         }
         return qp
     }
@@ -194,7 +194,7 @@ enum IBVerbsCalls {
     static func modifyQP(_ qp: UnsafeMutablePointer<ibv_qp>, _ attributes: inout ibv_qp_attr, mask: Int32,
                          _ detail: String) throws(VerbsError) {
         let status = ibv_modify_qp(qp, &attributes, mask)
-        guard status == 0 else { throw failure(.modifyQueuePair, "ibv_modify_qp", code: code(returned: status), detail) }
+        guard status == 0 else { throw failure(.modifyQueuePair, code: code(returned: status), detail) }
     }
 
     /// `ibv_query_qp` for the state only.
@@ -202,14 +202,14 @@ enum IBVerbsCalls {
         var attributes = ibv_qp_attr()
         var initial = ibv_qp_init_attr()
         let status = ibv_query_qp(qp, &attributes, Int32(IBV_QP_STATE.rawValue), &initial)
-        guard status == 0 else { throw failure(.modifyQueuePair, "ibv_query_qp", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.queryQueuePair, code: code(returned: status)) }
         return attributes.qp_state
     }
 
     /// `ibv_destroy_qp`.
     static func destroyQP(_ qp: UnsafeMutablePointer<ibv_qp>) throws(VerbsError) {
         let status = ibv_destroy_qp(qp)
-        guard status == 0 else { throw failure(.destroyQueuePair, "ibv_destroy_qp", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.destroyQueuePair, code: code(returned: status)) }
     }
 
     /// `ibv_post_send` of one request.
@@ -217,7 +217,7 @@ enum IBVerbsCalls {
     static func postSend(_ qp: UnsafeMutablePointer<ibv_qp>, _ request: inout ibv_send_wr) throws(VerbsError) {
         var bad: UnsafeMutablePointer<ibv_send_wr>?
         let status = ibv_post_send(qp, &request, &bad)
-        guard status == 0 else { throw failure(.postSend, "ibv_post_send", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.postSend, code: code(returned: status)) }
     }
 
     /// `ibv_post_recv` of one request.
@@ -225,7 +225,7 @@ enum IBVerbsCalls {
     static func postReceive(_ qp: UnsafeMutablePointer<ibv_qp>, _ request: inout ibv_recv_wr) throws(VerbsError) {
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
         let status = ibv_post_recv(qp, &request, &bad)
-        guard status == 0 else { throw failure(.postReceive, "ibv_post_recv", code: code(returned: status)) }
+        guard status == 0 else { throw failure(.postReceive, code: code(returned: status)) }
     }
 
     // MARK: librdmacm
@@ -234,7 +234,7 @@ enum IBVerbsCalls {
     static func createEventChannel() throws(VerbsError) -> UnsafeMutablePointer<rdma_event_channel> {
         errno = 0
         guard let channel = rdma_create_event_channel() else {
-            throw failure(.modifyQueuePair, "rdma_create_event_channel", code: nullCode)
+            throw failure(.createEventChannel, code: nullCode)
         }
         return channel
     }
@@ -248,38 +248,38 @@ enum IBVerbsCalls {
     static func createID(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_id> {
         var id: UnsafeMutablePointer<rdma_cm_id>?
         guard rdma_create_id(channel, &id, nil, RDMA_PS_TCP) == 0, let id else {
-            throw failure(.modifyQueuePair, "rdma_create_id", code: nullCode)
+            throw failure(.createConnectionID, code: nullCode)
         }
         return id
     }
 
     /// `rdma_destroy_id`.
     static func destroyID(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
-        guard rdma_destroy_id(id) == 0 else { throw failure(.modifyQueuePair, "rdma_destroy_id", code: nullCode) }
+        guard rdma_destroy_id(id) == 0 else { throw failure(.destroyConnectionID, code: nullCode) }
     }
 
     /// Runs a librdmacm call that returns 0 or -1 with `errno`.
-    static func cm(_ function: String, _ detail: String = "", _ body: () -> Int32) throws(VerbsError) {
+    static func cm(_ call: VerbsCall, _ detail: String = "", _ body: () -> Int32) throws(VerbsError) {
         errno = 0
-        guard body() == 0 else { throw failure(.modifyQueuePair, function, code: nullCode, detail) }
+        guard body() == 0 else { throw failure(call, code: nullCode, detail) }
     }
 
     /// `rdma_bind_addr`.
     static func bindAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: inout sockaddr_in) throws(VerbsError) {
-        try cm("rdma_bind_addr") {
+        try cm(.bindAddress) {
             withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_bind_addr(id, $0) } }
         }
     }
 
     /// `rdma_listen`.
     static func listen(_ id: UnsafeMutablePointer<rdma_cm_id>, backlog: Int32) throws(VerbsError) {
-        try cm("rdma_listen") { rdma_listen(id, backlog) }
+        try cm(.listen) { rdma_listen(id, backlog) }
     }
 
     /// `rdma_resolve_addr` towards `destination`.
     static func resolveAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ destination: inout sockaddr_in,
                                timeoutMilliseconds: Int32) throws(VerbsError) {
-        try cm("rdma_resolve_addr") {
+        try cm(.resolveAddress) {
             withUnsafeMutablePointer(to: &destination) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_resolve_addr(id, nil, $0, timeoutMilliseconds) }
             }
@@ -288,27 +288,27 @@ enum IBVerbsCalls {
 
     /// `rdma_resolve_route`.
     static func resolveRoute(_ id: UnsafeMutablePointer<rdma_cm_id>, timeoutMilliseconds: Int32) throws(VerbsError) {
-        try cm("rdma_resolve_route") { rdma_resolve_route(id, timeoutMilliseconds) }
+        try cm(.resolveRoute) { rdma_resolve_route(id, timeoutMilliseconds) }
     }
 
     /// `rdma_connect`.
     static func connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
-        try cm("rdma_connect") { rdma_connect(id, &parameters) }
+        try cm(.connect) { rdma_connect(id, &parameters) }
     }
 
     /// `rdma_accept`.
     static func accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
-        try cm("rdma_accept") { rdma_accept(id, &parameters) }
+        try cm(.accept) { rdma_accept(id, &parameters) }
     }
 
     /// `rdma_establish`.
     static func establish(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
-        try cm("rdma_establish") { rdma_establish(id) }
+        try cm(.establish) { rdma_establish(id) }
     }
 
     /// `rdma_disconnect`.
     static func disconnect(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
-        try cm("rdma_disconnect") { rdma_disconnect(id) }
+        try cm(.disconnect) { rdma_disconnect(id) }
     }
 
     /// `rdma_init_qp_attr` for `state`.
@@ -316,7 +316,7 @@ enum IBVerbsCalls {
         var attributes = ibv_qp_attr()
         attributes.qp_state = state
         var mask: Int32 = 0
-        try cm("rdma_init_qp_attr", "state \(state.rawValue)") { rdma_init_qp_attr(id, &attributes, &mask) }
+        try cm(.initQueuePairAttributes, "state \(state.rawValue)") { rdma_init_qp_attr(id, &attributes, &mask) }
         return (attributes, mask)
     }
 
@@ -326,12 +326,12 @@ enum IBVerbsCalls {
         var descriptor = pollfd(fd: cverbs_event_channel_fd(channel), events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, timeoutMilliseconds)
         guard ready > 0 else {
-            throw failure(.modifyQueuePair, "rdma_get_cm_event", code: ready == 0 ? ETIMEDOUT : errno,
+            throw failure(.getConnectionEvent, code: ready == 0 ? ETIMEDOUT : errno,
                           "no event within \(timeoutMilliseconds) ms")
         }
         var event: UnsafeMutablePointer<rdma_cm_event>?
         guard rdma_get_cm_event(channel, &event) == 0, let event else {
-            throw failure(.modifyQueuePair, "rdma_get_cm_event", code: nullCode)
+            throw failure(.getConnectionEvent, code: nullCode)
         }
         return event
     }

@@ -44,7 +44,7 @@ public final class IBVerbsConnection: @unchecked Sendable {
         socketAddress.sin_family = sa_family_t(AF_INET)
         socketAddress.sin_port = port.bigEndian
         guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else {
-            throw VerbsError(.modifyQueuePair, errno: EINVAL, "rdma_bind_addr: \(address) is no IPv4 address")
+            throw VerbsError(.bindAddress, errno: EINVAL, "\(address) is no IPv4 address")
         }
         let channel = try IBVerbsCalls.createEventChannel()
         self.channel = channel
