@@ -69,7 +69,13 @@ let package = Package(
             ],
             path: "Examples/RDMAEndToEnd"
         ),
-        .target(name: "SMBDirect", dependencies: ["IterExtract", "RDMASGE"]),
+        .target(
+            name: "SMBDirect",
+            dependencies: [
+                "IterExtract", "RDMASGE",
+                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
+            ]
+        ),
         .executableTarget(
             name: "SMBDirectSend",
             dependencies: [

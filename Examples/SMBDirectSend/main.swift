@@ -5,7 +5,10 @@
 //     swift run smbdirect-send FILE [//host/share/path]
 //
 // Without a server it writes to the in-process receiver over SoftVerbs and verifies
-// the copy byte for byte. The logic is `SMBDirectSend` in the SMBDirect library.
+// the copy byte for byte. With a server (a build with the RDMA trait) it connects
+// through rdma_cm to host:445 (--port) and, given --verify PATH (the server's copy,
+// when this machine can read it), compares the copy byte for byte.
+// The logic is `SMBDirectSend` in the SMBDirect library.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -23,33 +26,51 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Argument(help: "The file to send.")
     var file: String
 
-    @Argument(help: "Where to write it: //host/share/path. Without it: the in-process receiver.")
+    @Argument(help: "Where to write it: //host/share/path (host: an IPv4 address). Without it: the in-process receiver.")
     var target: String?
 
     @Option(help: "Writes of more bytes than this go through the RDMA channel.")
     var inlineThreshold: Int = 4096
 
+    @Option(help: "The server's SMB Direct port (ksmbd: 445 on RoCE/InfiniBand, 5445 on iWARP).")
+    var port: UInt16 = 445
+
+    @Option(help: "With a server: the path of the server's copy on this machine, compared byte for byte.")
+    var verify: String?
+
+    @Option(help: "With a server: the most bytes one RDMA transfer moves (MaxReadWriteSize).")
+    var maxReadWriteSize: Int = 1 << 20
+
     @Flag(help: "Keep the in-process receiver's copy.")
     var keep = false
 
     func run() throws {
+        let bar = TransferProgressBar()
+        let show = { (done: Int, total: Int, elapsed: Duration) in
+            print("\r" + bar.render(done: done, total: total, elapsed: elapsed), terminator: "")
+            fflush(nil)
+        }
         if let target {
-            guard SMBDirectSendTarget(parsing: target) != nil else { throw ValidationError("\(target) is not //host/share/path") }
-            throw ValidationError("a real server needs the RDMA trait's connection manager, which this build lacks")
+            guard let parsed = SMBDirectSendTarget(parsing: target) else { throw ValidationError("\(target) is not //host/share/path") }
+            #if RDMA
+            let report = try SMBDirectSend.runOverRDMA(
+                file: file, target: parsed, port: port, inlineThreshold: inlineThreshold,
+                configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify, progress: show)
+            print("\n" + report.description)
+            return
+            #else
+            _ = parsed
+            throw ValidationError("a real server needs the connection manager: build with --traits RDMA")
+            #endif
         }
         var template = Array("/tmp/smbdirect-send-XXXXXX".utf8CString)
         guard let root = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw ValidationError("cannot make a directory for the receiver")
         }
         let name = file.split(separator: "/").last.map(String.init) ?? "file"
-        let bar = TransferProgressBar()
         let report = try SMBDirectSend.runInProcess(
             file: file, target: SMBDirectSendTarget(host: "localhost", share: "share", path: name), serverRoot: root,
-            inlineThreshold: inlineThreshold
-        ) { done, total, elapsed in
-            print("\r" + bar.render(done: done, total: total, elapsed: elapsed), terminator: "")
-            fflush(nil)
-        }
+            inlineThreshold: inlineThreshold, progress: show)
         print("\n" + report.description)
         if !keep {
             unlink(report.copyPath)
