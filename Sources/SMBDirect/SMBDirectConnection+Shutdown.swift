@@ -60,6 +60,8 @@ extension SMBDirectConnection {
         guard !isTornDown else { return }
         isTornDown = true
         try? queuePair.modify(to: .error, remote: nil)
+        for index in unhandledCompletions { account(completions[index]) }
+        unhandledCompletions = 0..<0
         var polls = 0
         while sendsInFlight > 0 || receivesInFlight > 0 || rdmaInFlight > 0, polls < 1 << 20 {
             polls += 1

@@ -117,6 +117,10 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     var lastArrival = ContinuousClock.now
     var keepaliveSentAt: ContinuousClock.Instant?
     var isTornDown = false
+    /// The completions of the batch being handled that are not handled yet: if one
+    /// of them ends the connection, tear-down accounts for the rest, which are off the
+    /// completion queue already.
+    var unhandledCompletions: Range<Int> = 0..<0
 
     /// Creates the connection's completion queue, queue pair and registered buffers in `domain`.
     public init(domain: Domain, role: Role, configuration: SMBDirectConfiguration = SMBDirectConfiguration()) throws(SMBDirectError) {
@@ -240,7 +244,11 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         while true {
             let polled: Int
             do { polled = try completionQueue.poll(into: completions) } catch { throw fail(.verbs(error)) }
-            for index in 0..<polled { try handle(completions[index]) }
+            for index in 0..<polled {
+                unhandledCompletions = index + 1..<polled
+                try handle(completions[index])
+            }
+            unhandledCompletions = 0..<0
             if polled < completions.count { return }
         }
     }

@@ -71,12 +71,6 @@ func arm<Device: VerbsDevice>(_ fault: SMBDirectFault, device: SoftVerbs, transp
 }
 
 /// The bug the in-flight checks run into (see `pollCompletionsDropsTheRestOfABatch`).
-let droppedBatchIssue: Comment = """
-    SMBDirectConnection.pollCompletions: when one completion of a polled batch fails, fail() tears the \
-    connection down before the rest of the batch is accounted, so tearDown spins 2^20 empty polls and \
-    the in-flight counters stay non-zero
-    """
-
 /// Checks that a connection that ended has every work request accounted for.
 func expectNothingInFlight<Domain: ProtectionDomain>(_ connection: SMBDirectConnection<Domain>, _ side: String,
                                                      sourceLocation: SourceLocation = #_sourceLocation) {
@@ -142,10 +136,8 @@ struct SMBDirectFaultTests {
         expectReleased(loop.responder, "responder")
         #expect(device.registeredRegionCount == 0, "every buffer of both sides was deregistered")
         #expect(payload == original, "the caller's payload changed")
-        withKnownIssue(droppedBatchIssue, isIntermittent: true) {
-            expectNothingInFlight(loop.initiator, "initiator")
-            expectNothingInFlight(loop.responder, "responder")
-        }
+        expectNothingInFlight(loop.initiator, "initiator")
+        expectNothingInFlight(loop.responder, "responder")
     }
 
     @Test("an SMB2 write through the RDMA channel under a fault fails with a typed error and releases everything",
@@ -189,10 +181,8 @@ struct SMBDirectFaultTests {
             let written = directory.read("big") ?? []
             #expect(written.count < payload.count && written == Array(payload.prefix(written.count)),
                     "the file holds \(written.count) bytes that are not a prefix of the payload")
-            withKnownIssue(droppedBatchIssue, isIntermittent: true) {
-                expectNothingInFlight(client, "client")
-                expectNothingInFlight(server, "server")
-            }
+            expectNothingInFlight(client, "client")
+            expectNothingInFlight(server, "server")
         } else {
             // Registering the channel's memory failed before anything went out: the write
             // fails, the connection does not, and nothing of the attempt remains.
@@ -219,8 +209,6 @@ struct SMBDirectFaultTests {
         #expect(throws: SMBDirectError.completion(.workRequestFlushError, operation: .receive)) { try loop.initiator.progress() }
         #expect(loop.initiator.hasFailed)
         #expect(device.registeredRegionCount > 0, "the responder still has its buffers")
-        withKnownIssue(droppedBatchIssue) {
-            expectNothingInFlight(loop.initiator, "initiator")
-        }
+        expectNothingInFlight(loop.initiator, "initiator")
     }
 }
