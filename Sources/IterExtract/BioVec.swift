@@ -6,10 +6,14 @@
 /// frames.
 @frozen
 public struct BioVec: Hashable, Sendable {
+    /// The page the bytes start in (or before, when `offset` exceeds a page).
     public var page: Page
+    /// The offset of the first byte from the start of `page`.
     public var offset: Int
+    /// The number of bytes.
     public var length: Int
 
+    /// An element of `length` bytes at `offset` from the start of `page`.
     @inlinable
     public init(page: Page, offset: Int, length: Int) {
         precondition(offset >= 0 && length >= 0, "a bio_vec has a non-negative offset and length")

@@ -12,6 +12,7 @@ public struct MemoryRange: Hashable, Sendable, CustomStringConvertible {
     /// The number of bytes.
     public var length: Int
 
+    /// The `length` bytes at `address`.
     @inlinable
     public init(address: UInt, length: Int) {
         self.address = address

@@ -6,8 +6,11 @@
 public final class PagePipe: @unchecked Sendable {
     /// One buffer of the ring: `length` bytes at `offset` in `page`.
     public struct Buffer: Sendable, Equatable {
+        /// The page holding the bytes; the pipe owns it.
         public var page: Page
+        /// The offset of the first byte in `page`.
         public var offset: Int
+        /// The number of bytes in the buffer.
         public var length: Int
     }
 

@@ -16,6 +16,7 @@ public struct PagesOfRange: RandomAccessCollection, Sendable {
     @inlinable public var startIndex: Int { 0 }
     @inlinable public var endIndex: Int { count }
 
+    /// The page holding the `position`th page-sized stretch of the range.
     @inlinable
     public subscript(position: Int) -> Page {
         AddressTranslation.page(containing: address &+ UInt(position << pageShift))
