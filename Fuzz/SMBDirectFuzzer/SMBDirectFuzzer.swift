@@ -1,10 +1,13 @@
-import SMBDirect
+@testable import SMBDirect
 
 /// Decodes the input as every MS-SMBD message type and checks what decodes: each
 /// re-encodes to the bytes it came from (Reserved and padding aside) and decodes
 /// again to the same value, a payload lies inside the message, fragments reassemble
 /// within their limit, and descriptor lists re-encode exactly. Any violation, or a
-/// read past the input (which traps), crashes the fuzzer.
+/// read past the input (which traps), crashes the fuzzer. The same bytes also go
+/// through every SMB2 decoder, request and response (the client parses responses, the
+/// in-process server requests) and the NTLMSSP parsers: each must decode or throw,
+/// never trap or read past its input.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeRawBufferPointer(start: data, count: size)
@@ -12,7 +15,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     checkNegotiateResponse(input)
     checkDataTransfer(input)
     checkDescriptors(input)
-    if size > 0 { _ = try? SMB2Header(decoding: Array(input)) }
+    checkSMB2Decoders(Array(input))
     return 0
 }
 
@@ -88,4 +91,23 @@ private func checkDescriptors(_ input: UnsafeRawBufferPointer) {
         check(matches(bytes, UnsafeRawBufferPointer(rebasing: input[index * 16..<(index + 1) * 16]), ignoring: 0..<0),
               "a descriptor re-encodes differently")
     }
+}
+
+/// Every SMB2 decoder on the same bytes: a typed error or a value, nothing else.
+private func checkSMB2Decoders(_ message: [UInt8]) {
+    _ = try? SMB2Header(decoding: message)
+    _ = try? SMB2NegotiateRequest(decoding: message)
+    _ = try? SMB2NegotiateResponse(decoding: message)
+    _ = try? SMB2SessionSetupRequest(decoding: message)
+    _ = try? SMB2SessionSetupResponse(decoding: message)
+    _ = try? SMB2TreeConnectRequest(decoding: message)
+    _ = try? SMB2TreeConnectResponse(decoding: message)
+    _ = try? SMB2CreateRequest(decoding: message)
+    _ = try? SMB2CreateResponse(decoding: message)
+    _ = try? SMB2WriteRequest(decoding: message, maxTransferSize: 1 << 20)
+    _ = try? SMB2WriteResponse(decoding: message)
+    _ = try? SMB2CloseRequest(decoding: message)
+    _ = try? SMB2CloseResponse.validate(message)
+    _ = NTLMSSP.messageType(in: message[...])
+    _ = NTLMSSP.isAnonymous(message[...])
 }
