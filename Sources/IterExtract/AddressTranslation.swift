@@ -15,7 +15,7 @@ public enum AddressTranslation {
         var pages: UnsafePointer<Page>
     }
 
-    static let windows = Mutex<[Window]>([])
+    static let windows = LockedValue<[Window]>([])
     /// Read without the lock on the fast path: nonzero only while a mapping exists.
     static let windowCount = Atomic<Int>(0)
 

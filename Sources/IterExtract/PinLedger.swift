@@ -28,7 +28,7 @@ public final class PinLedger: Sendable {
     public let mode: Mode
     /// The most pages that may be pinned at once.
     public let limit: Int
-    @usableFromInline let perPage = Mutex<[UInt: Int]>([:])
+    @usableFromInline let perPage = LockedValue<[UInt: Int]>([:])
     @usableFromInline let total = Atomic<Int>(0)
 
     /// Creates a ledger.
