@@ -18,10 +18,16 @@ extension CompletionQueue {
     /// The oldest completion, if there is one. The corresponding C function is
     /// `ibv_poll_cq` with one entry.
     public func poll() throws(VerbsError) -> WorkCompletion? {
-        var completion = WorkCompletion(id: 0, status: .success, opcode: .send, byteCount: 0, queuePairNumber: 0)
-        let polled = try withUnsafeMutablePointer(to: &completion) { (pointer) throws(VerbsError) -> Int in
-            try poll(into: UnsafeMutableBufferPointer(start: pointer, count: 1))
+        // A buffer of one full stride: pollers may copy whole strides, and a lone
+        // variable is only `size` bytes long.
+        var result: Result<WorkCompletion?, VerbsError> = .success(nil)
+        withUnsafeTemporaryAllocation(of: WorkCompletion.self, capacity: 1) { buffer in
+            buffer.initialize(repeating: WorkCompletion(id: 0, status: .success, opcode: .send, byteCount: 0, queuePairNumber: 0))
+            result = Result { () throws(VerbsError) -> WorkCompletion? in
+                try poll(into: buffer) == 1 ? buffer[0] : nil
+            }
+            buffer.deinitialize()
         }
-        return polled == 1 ? completion : nil
+        return try result.get()
     }
 }
