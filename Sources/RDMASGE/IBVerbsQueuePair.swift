@@ -152,38 +152,15 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     /// SGEs, a full queue, a state that cannot send) with the `errno` it chooses. The
     /// corresponding C function is `ibv_post_send`.
     public func postSend(_ request: SendWorkRequest) throws(VerbsError) {
-        var wr = ibv_send_wr()
-        wr.wr_id = request.id
-        wr.num_sge = Int32(clamping: request.sges.count)
-        wr.opcode = ibv_wr_opcode(rawValue: request.opcode.rawValue)
-        wr.send_flags = request.flags.rawValue
-        if request.opcode == .sendWithImmediate || request.opcode == .rdmaWriteWithImmediate {
-            cverbs_send_wr_set_imm(&wr, request.immediateData)
-        }
-        if request.opcode.isRemoteAccess { cverbs_send_wr_set_rdma(&wr, request.remoteAddress, request.rkey) }
-        try withSGEs(request.sges) { (sges) throws(VerbsError) in
-            wr.sg_list = sges
+        try request.withIBVWorkRequest { (wr) throws(VerbsError) in
             try withQP(.postSend) { (qp) throws(VerbsError) in try IBVerbsCalls.postSend(qp, &wr) }
         }
     }
 
     /// Posts `request`. The corresponding C function is `ibv_post_recv`.
     public func postReceive(_ request: ReceiveWorkRequest) throws(VerbsError) {
-        var wr = ibv_recv_wr()
-        wr.wr_id = request.id
-        wr.num_sge = Int32(clamping: request.sges.count)
-        try withSGEs(request.sges) { (sges) throws(VerbsError) in
-            wr.sg_list = sges
+        try request.withIBVWorkRequest { (wr) throws(VerbsError) in
             try withQP(.postReceive) { (qp) throws(VerbsError) in try IBVerbsCalls.postReceive(qp, &wr) }
-        }
-    }
-
-    /// `sges` as the `struct ibv_sge *` libibverbs takes (it only reads through it).
-    private func withSGEs(_ sges: UnsafeBufferPointer<SGE>,
-                          _ body: (UnsafeMutablePointer<ibv_sge>?) throws(VerbsError) -> Void) throws(VerbsError) {
-        guard let base = sges.baseAddress else { return try body(nil) }
-        try UnsafeMutablePointer(mutating: base).withMemoryRebound(to: ibv_sge.self, capacity: sges.count) {
-            (pointer) throws(VerbsError) in try body(pointer)
         }
     }
 

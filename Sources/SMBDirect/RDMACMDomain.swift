@@ -389,39 +389,21 @@ public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
     /// Posts `request` (`ibv_post_send`); ``SGE`` has the layout of `struct ibv_sge`.
     public func postSend(_ request: SendWorkRequest) throws(VerbsError) {
         guard let qp else { throw VerbsError(.postSend, errno: EINVAL, "the queue pair was destroyed") }
-        var wr = ibv_send_wr()
-        wr.wr_id = request.id
-        wr.num_sge = Int32(clamping: request.sges.count)
-        wr.opcode = ibv_wr_opcode(rawValue: request.opcode.rawValue)
-        wr.send_flags = request.flags.rawValue
-        if request.opcode == .sendWithImmediate || request.opcode == .rdmaWriteWithImmediate {
-            cverbs_send_wr_set_imm(&wr, request.immediateData)
+        let status = request.withIBVWorkRequest { (wr) -> Int32 in
+            var bad: UnsafeMutablePointer<ibv_send_wr>?
+            return ibv_post_send(qp, &wr, &bad)
         }
-        if request.opcode.isRemoteAccess { cverbs_send_wr_set_rdma(&wr, request.remoteAddress, request.rkey) }
-        wr.sg_list = Self.ibvSGEs(request.sges)
-        var bad: UnsafeMutablePointer<ibv_send_wr>?
-        let status = ibv_post_send(qp, &wr, &bad)
         guard status == 0 else { throw VerbsError(.postSend, errno: status, "ibv_post_send") }
     }
 
     /// Posts `request` (`ibv_post_recv`).
     public func postReceive(_ request: ReceiveWorkRequest) throws(VerbsError) {
         guard let qp else { throw VerbsError(.postReceive, errno: EINVAL, "the queue pair was destroyed") }
-        var wr = ibv_recv_wr()
-        wr.wr_id = request.id
-        wr.num_sge = Int32(clamping: request.sges.count)
-        wr.sg_list = Self.ibvSGEs(request.sges)
-        var bad: UnsafeMutablePointer<ibv_recv_wr>?
-        let status = ibv_post_recv(qp, &wr, &bad)
+        let status = request.withIBVWorkRequest { (wr) -> Int32 in
+            var bad: UnsafeMutablePointer<ibv_recv_wr>?
+            return ibv_post_recv(qp, &wr, &bad)
+        }
         guard status == 0 else { throw VerbsError(.postReceive, errno: status, "ibv_post_recv") }
-    }
-
-    /// `sges` as the `struct ibv_sge *` libibverbs takes; it only reads through it,
-    /// during the call.
-    static func ibvSGEs(_ sges: UnsafeBufferPointer<SGE>) -> UnsafeMutablePointer<ibv_sge>? {
-        precondition(MemoryLayout<SGE>.stride == MemoryLayout<ibv_sge>.stride, "SGE must have the layout of struct ibv_sge")
-        guard let base = sges.baseAddress else { return nil }
-        return UnsafeMutableRawPointer(mutating: base).assumingMemoryBound(to: ibv_sge.self)
     }
 
     /// Destroys the queue pair (`rdma_destroy_qp`), after disconnecting; a second
