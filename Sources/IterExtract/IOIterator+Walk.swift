@@ -56,15 +56,9 @@ extension IOIterator {
         case .ubuf:
             return try body(MemoryRange(address: base &+ UInt(offset), length: limit))
         case .iovec, .kvec:
-            return try walkSegments(limit, body) { i in
-                let segment = iovecs[i]
-                return (UInt(bitPattern: segment.iov_base), segment.iov_len)
-            }
+            return try walkSegments(limit, body, segment: iovecSegment).bytes
         case .bvec:
-            return try walkSegments(limit, body) { i in
-                let segment = bioVecs[i]
-                return (segment.address, segment.length)
-            }
+            return try walkSegments(limit, body, segment: bioVecSegment).bytes
         case .xarray:
             return try walkPageCache(limit, holes: holes, body)
         case .folioq:
@@ -76,25 +70,96 @@ extension IOIterator {
         }
     }
 
+    /// Walks the memory like ``walk(maxBytes:holes:_:)`` and advances past the bytes
+    /// `body` took, in one pass over a segment array; equivalent to a walk followed
+    /// by ``advance(past:holes:)``. When `body` throws, the iterator has not moved.
+    ///
+    /// The kernel's `iterate_and_advance`.
+    @inlinable @discardableResult
+    public mutating func consume<E: Error>(
+        maxBytes: Int, holes: HolePolicy = .stop, _ body: (MemoryRange) throws(E) -> Int
+    ) throws(E) -> Int {
+        switch kind {
+        case .iovec, .kvec:
+            return try consumeSegments(min(maxBytes, count), body, segment: iovecSegment)
+        case .bvec:
+            return try consumeSegments(min(maxBytes, count), body, segment: bioVecSegment)
+        default:
+            let bytes = try walk(maxBytes: maxBytes, holes: holes, body)
+            advance(past: bytes, holes: holes)
+            return bytes
+        }
+    }
+
+    /// The address and length of the `index`th segment of an IOVEC or KVEC iterator.
+    @inlinable
+    func iovecSegment(_ index: Int) -> (UInt, Int) {
+        let segment = iovecs[index]
+        return (UInt(bitPattern: segment.iov_base), segment.iov_len)
+    }
+
+    /// The address and length of the `index`th ``BioVec`` of a BVEC iterator.
+    @inlinable
+    func bioVecSegment(_ index: Int) -> (UInt, Int) {
+        let segment = bioVecs[index]
+        return (segment.address, segment.length)
+    }
+
+    /// Walks a segment array; returns the bytes taken and where the walk ended: the
+    /// segment index and the offset into it.
     @inlinable
     func walkSegments<E: Error>(
         _ limit: Int, _ body: (MemoryRange) throws(E) -> Int, segment: (Int) -> (UInt, Int)
-    ) throws(E) -> Int {
+    ) throws(E) -> (bytes: Int, index: Int, offset: Int) {
         var done = 0
         var skip = offset
         var index = 0
         while done < limit, index < segmentCount {
             let (address, length) = segment(index)
-            let piece = min(length - skip, limit - done)
+            let rest = length &- skip
+            let piece = min(rest, limit &- done)
             if piece > 0 {
                 let taken = try body(MemoryRange(address: address &+ UInt(skip), length: piece))
-                done += taken
-                if taken < piece { break }
+                done &+= taken
+                if taken < rest {
+                    skip &+= taken
+                    break
+                }
             }
             skip = 0
+            index &+= 1
+        }
+        return (done, index, skip)
+    }
+
+    /// ``walkSegments(_:_:segment:)``, then moves to where the walk ended.
+    @inlinable
+    mutating func consumeSegments<E: Error>(
+        _ limit: Int, _ body: (MemoryRange) throws(E) -> Int, segment: (Int) -> (UInt, Int)
+    ) throws(E) -> Int {
+        guard limit > 0 else { return 0 }
+        let end = try walkSegments(limit, body, segment: segment)
+        moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
+        return end.bytes
+    }
+
+    /// Moves a segment iterator to `offset` bytes into segment `index`, `consumed`
+    /// bytes on, dropping finished and empty segments as ``advance(_:)`` does.
+    @usableFromInline
+    mutating func moveToSegment(_ index: Int, offset skip: Int, consumed: Int) {
+        var index = index
+        var skip = skip
+        while index < segmentCount {
+            let length = kind == .bvec ? bioVecs[index].length : iovecs[index].iov_len
+            if skip < length { break }
+            skip -= length
             index += 1
         }
-        return done
+        let stride = kind == .bvec ? MemoryLayout<BioVec>.stride : MemoryLayout<iovec>.stride
+        segments = segments.map { $0 + index * stride }
+        segmentCount -= index
+        offset = skip
+        count -= consumed
     }
 
     /// Walks an XARRAY iterator's folios. `limit` bounds the bytes offered; the

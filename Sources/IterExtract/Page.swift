@@ -1,11 +1,11 @@
 /// The size of a page in bytes.
-public let pageSize = 4096
+@inlinable public var pageSize: Int { 4096 }
 
 /// log2 of ``pageSize``.
-public let pageShift = 12
+@inlinable public var pageShift: Int { 12 }
 
 /// Mask of the byte offset within a page.
-public let pageMask = UInt(pageSize - 1)
+@inlinable public var pageMask: UInt { 4095 }
 
 /// A page of memory, identified by its frame number.
 ///

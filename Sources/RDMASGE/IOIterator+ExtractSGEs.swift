@@ -41,6 +41,7 @@ extension IOIterator {
     ///   ``RDMAError/addressOverflow(address:length:)`` for a user range that wraps;
     ///   ``RDMAError/pinLimitExceeded(requested:available:)``;
     ///   ``RDMAError/registrationFailed(_:)`` from an MR cache.
+    @inlinable
     public mutating func extract<Keys: KeyResolver>(
         maxSize: Int, into sges: inout [SGE], maxSGEs: Int, keys: Keys, ledger: PinLedger = .shared
     ) throws(RDMAError) -> Int {
@@ -52,22 +53,36 @@ extension IOIterator {
 
         let start = sges.count
         let pins = extractionWillPin
-        var builder = SGEBuilder(start: start, maxSGEs: maxSGEs, access: direction == .destination ? .localWrite : [])
-        let bytes: Int
-        do {
-            bytes = try walk(maxBytes: limit, holes: .stop) { (range) throws(RDMAError) -> Int in
-                if pins, range.address.addingReportingOverflow(UInt(range.length)).overflow {
-                    throw .addressOverflow(address: range.address, length: range.length)
+        var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: maxSGEs)
+        // Consumes a copy, so that the iterator moves only when everything succeeded.
+        var cursor = self
+        var bytes = 0
+        do throws(RDMAError) {
+            repeat {
+                // Fill the array's spare capacity; grow it only when that is used up.
+                let spare = sges.capacity - sges.count
+                let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
+                builder.needsRoom = false
+                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
+                    bytes += try cursor.consume(maxBytes: limit - bytes, holes: .stop) { (range) throws(RDMAError) -> Int in
+                        if builder.appendInsideRegion(range, to: &output) { return range.length }
+                        if pins, range.address.addingReportingOverflow(UInt(range.length)).overflow {
+                            throw .addressOverflow(address: range.address, length: range.length)
+                        }
+                        return try builder.append(range, to: &output)
+                    }
+                    if !builder.needsRoom { builder.close(into: &output) }
                 }
-                return try builder.append(range, to: &sges, keys: keys)
-            }
-            if pins { try pin(sges[start...], ledger: ledger) }
+            } while builder.needsRoom
+            builder.close(into: &sges)
+            if pins { try pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
         } catch {
             for sge in sges[start...] { keys.release(lkey: sge.lkey) }
+            if builder.isOpen { keys.release(lkey: builder.openKey) }
             sges.removeSubrange(start...)
             throw error
         }
-        advance(bytes)
+        self = cursor
         return bytes
     }
 
@@ -78,9 +93,10 @@ extension IOIterator {
     }
 
     /// Pins the pages of every SGE, all or none, in one ledger call.
-    private func pin(_ sges: ArraySlice<SGE>, ledger: PinLedger) throws(RDMAError) {
+    @usableFromInline
+    func pin(_ sges: ArraySlice<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
         do {
-            try ledger.pin(sges.lazy.flatMap(\.pages), count: sges.reduce(0) { $0 + $1.pages.count })
+            try ledger.pin(sges.lazy.flatMap(\.pages), count: pageCount)
         } catch {
             guard case .pinLimitExceeded(let requested, let available) = error else {
                 preconditionFailure("pinning failed with \(error)")
@@ -94,68 +110,12 @@ extension SGE {
     /// The pages the SGE's bytes occupy.
     @inlinable
     public var pages: PagesOfRange { MemoryRange(address: UInt(address), length: Int(length)).pages }
-}
 
-/// The running state of one extraction to SGEs: the open SGE, how far its region
-/// covers, and the room left.
-struct SGEBuilder {
-    let start: Int
-    let maxSGEs: Int
-    let access: AccessFlags
-    /// The end of the open (last) SGE and of its region, when there is an open SGE.
-    var openEnd: UInt = 0
-    var coverageEnd: UInt = 0
-    var isOpen = false
-
-    init(start: Int, maxSGEs: Int, access: AccessFlags) {
-        self.start = start
-        self.maxSGEs = maxSGEs
-        self.access = access
-    }
-
-    /// Describes as much of `range` as fits; returns the bytes taken.
-    mutating func append<Keys: KeyResolver>(_ range: MemoryRange, to sges: inout [SGE], keys: Keys) throws(RDMAError) -> Int {
-        var taken = 0
-        while taken < range.length {
-            let address = range.address &+ UInt(taken)
-            let left = range.length - taken
-            if isOpen, address == openEnd, address < coverageEnd, sges[sges.count - 1].length < UInt32.max {
-                // Contiguous with the open SGE and inside its region: grow it, no lookup.
-                taken += grow(&sges, by: Swift.min(left, Int(coverageEnd - address)))
-                continue
-            }
-            let contiguous = isOpen && address == openEnd && sges[sges.count - 1].length < UInt32.max
-            let full = sges.count - start >= maxSGEs
-            if full && !contiguous { break }
-            let resolution = try keys.resolve(MemoryRange(address: address, length: left), access: access, retaining: true)
-            let covered = Swift.min(left, Int(resolution.coverage.upperBound - address))
-            if contiguous, sges[sges.count - 1].lkey == resolution.lkey {
-                // The next region has the same key: one SGE, one reference.
-                keys.release(lkey: resolution.lkey)
-                coverageEnd = resolution.coverage.upperBound
-                taken += grow(&sges, by: covered)
-                continue
-            }
-            guard !full else {
-                keys.release(lkey: resolution.lkey)
-                break
-            }
-            let length = Swift.min(covered, Int(UInt32.max))
-            sges.append(SGE(address: UInt64(address), length: UInt32(length), lkey: resolution.lkey))
-            isOpen = true
-            openEnd = address &+ UInt(length)
-            coverageEnd = resolution.coverage.upperBound
-            taken += length
-        }
-        return taken
-    }
-
-    /// Grows the open SGE by up to `n` bytes, within the SGE length limit.
-    private mutating func grow(_ sges: inout [SGE], by n: Int) -> Int {
-        let last = sges.count - 1
-        let step = Swift.min(n, Int(UInt32.max - sges[last].length))
-        sges[last].length += UInt32(step)
-        openEnd &+= UInt(step)
-        return step
+    /// The number of pages the SGE's bytes occupy (`pages.count`, in straight-line arithmetic).
+    @inlinable
+    public var pageCount: Int {
+        guard length > 0 else { return 0 }
+        let start = UInt(address)
+        return Int(truncatingIfNeeded: (start &+ UInt(length) &- 1) &>> pageShift &- start &>> pageShift) &+ 1
     }
 }

@@ -37,9 +37,16 @@ public protocol KeyResolver {
     /// Releases one reference taken by a retaining ``resolve(_:access:retaining:)``
     /// on the region with `lkey`.
     func release(lkey: UInt32)
+
+    /// Whether retaining lookups take references that must be released. A resolver
+    /// that keeps no count (the default is `true`) lets extraction ask once per region
+    /// and reuse the answer for every later piece inside its coverage.
+    var retainsRegions: Bool { get }
 }
 
 extension KeyResolver {
+    public var retainsRegions: Bool { true }
+
     /// Releases what extraction to SGEs retained for `sges`: one region reference per
     /// SGE and, when `pinned` (the iterator was user-backed), one pin per page of each
     /// SGE in `ledger`. Call it once, after the work requests completed.
@@ -48,7 +55,11 @@ extension KeyResolver {
     /// (`unpin_user_pages`), extended to memory-region references.
     @inlinable
     public func release<C: Collection<SGE>>(extractedSGEs sges: C, pinned: Bool, ledger: PinLedger = .shared) {
-        if pinned { ledger.unpin(sges.lazy.flatMap(\.pages), count: sges.reduce(0) { $0 + $1.pages.count }) }
+        if pinned {
+            var pageCount = 0
+            for sge in sges { pageCount &+= sge.pageCount }
+            ledger.unpin(sges.lazy.flatMap(\.pages), count: pageCount)
+        }
         for sge in sges { release(lkey: sge.lkey) }
     }
 

@@ -71,6 +71,9 @@ public struct RegionTable: KeyResolver, Sendable {
 
     public func release(lkey: UInt32) {}
 
+    /// `false`: lookups keep no count.
+    public var retainsRegions: Bool { false }
+
     /// The index of the first region that ends after `address` (binary search).
     private func firstRegion(endingAfter address: UInt) -> Int {
         var low = 0

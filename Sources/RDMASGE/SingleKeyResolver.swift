@@ -37,4 +37,7 @@ public struct SingleKeyResolver: KeyResolver, Hashable, Sendable {
     }
 
     public func release(lkey: UInt32) {}
+
+    /// `false`: lookups keep no count.
+    public var retainsRegions: Bool { false }
 }

@@ -132,4 +132,62 @@ struct PropertyTests {
             #expect(iterator.pageCount(max: 2) == min(2, expected))
         }
     }
+
+    @Test("consume agrees with a walk followed by advance(past:holes:)", arguments: RandomIterator.kinds)
+    func consumeIsWalkThenAdvance(kind: IOIteratorKind) {
+        for seed in Self.seeds {
+            let fixture = RandomIterator(kind: kind, seed: seed)
+            var consumed = fixture.makeIterator()
+            var walked = consumed
+            var round = 0
+            while walked.count > 0, round < 200 {
+                // Each piece is cut short now and then, so walks end inside segments too.
+                let maxBytes = fixture.next(in: 1...40_000)
+                let cut = fixture.next(in: 0...3) == 0 ? fixture.next(in: 0...5000) : Int.max
+                let holes: HolePolicy = round % 2 == 0 ? .stop : .skip
+                var walkedPieces: [MemoryRange] = []
+                var consumedPieces: [MemoryRange] = []
+                let taken = walked.walk(maxBytes: maxBytes, holes: holes) { range in
+                    walkedPieces.append(range)
+                    return min(range.length, cut)
+                }
+                walked.advance(past: taken, holes: holes)
+                let consumedBytes = consumed.consume(maxBytes: maxBytes, holes: holes) { range in
+                    consumedPieces.append(range)
+                    return min(range.length, cut)
+                }
+                #expect(consumedBytes == taken, "\(fixture)")
+                #expect(consumedPieces == walkedPieces, "\(fixture)")
+                #expect(consumed.count == walked.count && consumed.remainingSegmentCount == walked.remainingSegmentCount)
+                #expect(remainingBytes(consumed) == remainingBytes(walked), "\(fixture)")
+                if taken == 0 { break }
+                round += 1
+            }
+        }
+    }
+
+    @Test("a consume whose body throws leaves the iterator where it was", arguments: RandomIterator.kinds)
+    func consumeThatThrows(kind: IOIteratorKind) {
+        struct Refused: Error {}
+        for seed in Self.seeds {
+            let fixture = RandomIterator(kind: kind, seed: seed)
+            var iterator = fixture.makeIterator()
+            let before = remainingBytes(iterator)
+            var pieceCount = 0
+            iterator.walk(maxBytes: .max) { range in
+                pieceCount += 1
+                return range.length
+            }
+            // The last piece throws, after the others were taken.
+            var pieces = 0
+            #expect(throws: Refused.self) {
+                try iterator.consume(maxBytes: .max) { (range) throws(Refused) -> Int in
+                    pieces += 1
+                    if pieces == pieceCount { throw Refused() }
+                    return range.length
+                }
+            }
+            #expect(remainingBytes(iterator) == before)
+        }
+    }
 }

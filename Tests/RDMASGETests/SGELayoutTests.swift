@@ -1,3 +1,4 @@
+import IterExtract
 import Testing
 @testable import RDMASGE
 #if RDMA
@@ -21,5 +22,18 @@ struct SGELayoutTests {
         #expect(MemoryLayout<ibv_sge>.offset(of: \ibv_sge.length) == 8)
         #expect(MemoryLayout<ibv_sge>.offset(of: \ibv_sge.lkey) == 12)
         #endif
+    }
+
+    @Test("pageCount counts the pages pages lists, at every edge")
+    func pageCount() {
+        let page = UInt64(IterExtract.pageSize)
+        for address in [0, 1, page - 1, page, page + 1, 7 * page - 3, UInt64(UInt32.max) * 3] {
+            for length: UInt32 in [0, 1, 2, UInt32(page) - 1, UInt32(page), UInt32(page) + 1, 3 * UInt32(page), UInt32.max] {
+                let sge = SGE(address: address, length: length, lkey: 1)
+                #expect(sge.pageCount == sge.pages.count, "\(sge)")
+            }
+        }
+        #expect(SGE(address: page - 1, length: 2, lkey: 1).pageCount == 2)
+        #expect(SGE(address: page, length: UInt32(page), lkey: 1).pageCount == 1)
     }
 }

