@@ -47,6 +47,7 @@ struct Suite {
             try section("transfers") { try transfers(ib: ibDomain, soft: softDomain) }
             try section("error cases") { try errorCases(ib: ibDomain, soft: softDomain) }
             try section("MR cache") { try cacheCases(ib: ibDomain, soft: softDomain) }
+            try section("MR cache timing") { try cacheTiming(ib: ibDomain, soft: softDomain) }
             if let address { try section("rdma_cm") { try connectionManager(ib: ibDomain, address: address) } }
             try section("fork") { try forkCases(ib: ibDomain) }
             try section("throughput") { try throughput(ib: ibDomain) }
@@ -151,6 +152,32 @@ struct Suite {
                      "a request with an lkey from before invalidation fails on \(device.name): \(ibResult.staleKeyStatus)")
         report.check(ibResult == softResult, "MR cache: SoftVerbs and \(device.name) agree on counts and statuses"
                      + (ibResult == softResult ? "" : " — soft \(softResult)"))
+    }
+
+    /// Times MR-cache hits against real registrations and reports both and their ratio
+    /// (issue 6: a hit at least 50× cheaper than a registration). Times under emulation
+    /// swing from run to run, so the only bound checked is that a hit is cheaper at all.
+    /// Also checks that both backends refuse to register memory that is not mapped alike.
+    private func cacheTiming(ib: IBVerbsProtectionDomain, soft softDomain: SoftProtectionDomain) throws {
+        let count = 2000
+        for (name, measurement) in [(device.name, try CacheTiming.measure(in: ib, count: count)),
+                                    (soft.name, try CacheTiming.measure(in: softDomain, count: count))] {
+            let hit = measurement.hitNanoseconds, registration = measurement.registrationNanoseconds
+            Report.say("MRCACHE_TIMING rdma-e2e device=\(name) size=\(measurement.size) count=\(count) "
+                       + "hit_ns=\(fixed(hit, 1)) register_ns=\(fixed(registration, 1))")
+            Report.say("MRCACHE_RATIO rdma-e2e register/hit on \(name) = \(fixed(registration, 1)) / \(fixed(hit, 1)) "
+                       + "= \(fixed(measurement.ratio, 1)) (goal 50)")
+            report.check(measurement.hits == count && measurement.registrations == count
+                         && measurement.deregistrations == count && measurement.regionsLeft == 0 && measurement.ratio > 1,
+                         "MR cache on \(name): \(count) hits (resolve + release) at \(fixed(hit / 1000, 3)) µs each, "
+                         + "\(count) registrations of \(measurement.size >> 10) KiB (register + deregister) at \(fixed(registration / 1000, 3)) µs each: "
+                         + "a registration costs \(fixed(measurement.ratio, 1)) hits")
+        }
+        let ibErrno = try CacheTiming.unmappedRegistrationErrno(in: ib)
+        let softErrno = try CacheTiming.unmappedRegistrationErrno(in: softDomain)
+        report.check(ibErrno == EFAULT && softErrno == EFAULT,
+                     "registering a page that is not mapped: \(device.name) errno \(ibErrno.map { "\($0)" } ?? "none (registered)"), "
+                     + "SoftVerbs errno \(softErrno.map { "\($0)" } ?? "none (registered)") (EFAULT is \(EFAULT))")
     }
 
     private func connectionManager(ib: IBVerbsProtectionDomain, address: String) throws {

@@ -4,8 +4,8 @@
 //
 // Every scenario runs on SoftVerbs and on the libibverbs device, and the two must
 // agree: 1 MiB SEND/RECV, RDMA WRITE and RDMA READ for every iterator kind, the error
-// cases, the MR cache over real registration, a connection through rdma_cm, fork
-// safety, and RDMA WRITE throughput. Prints PASS:/FAIL: lines and `N passed, N failed`;
+// cases, the MR cache over real registration (and the time of a hit against a
+// registration), a connection through rdma_cm, fork safety, and RDMA WRITE throughput. Prints PASS:/FAIL: lines and `N passed, N failed`;
 // exits 1 on any failure.
 //
 // Options: --volume-mib N (throughput volume, default 64), --reference-log PATH

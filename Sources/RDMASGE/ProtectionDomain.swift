@@ -15,8 +15,9 @@ public protocol ProtectionDomain: AnyObject, Sendable {
     ///
     /// The corresponding C function is `ibv_reg_mr`.
     /// - Throws: `EINVAL` for an empty or wrapping range, a region larger than the
-    ///   device allows, or remote write/atomic access without local write; `ENOMEM`
-    ///   when the device has no room for another region.
+    ///   device allows, or remote write/atomic access without local write; `EFAULT`
+    ///   when part of the range is not mapped memory; `ENOMEM` when the device has no
+    ///   room for another region.
     func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> Region
 
     /// Creates a completion queue of at least `capacity` entries.

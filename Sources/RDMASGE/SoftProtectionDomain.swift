@@ -16,6 +16,11 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
 
     public var attributes: DeviceAttributes { device.attributes }
 
+    /// Registers `length` bytes at `address` with `access`. The corresponding C function
+    /// is `ibv_reg_mr`.
+    /// - Throws: what ``ProtectionDomain/registerMemory(address:length:access:)`` lists, and
+    ///   `EFAULT`, as `ibv_reg_mr` reports when it cannot pin the pages, when part of the
+    ///   range is not mapped in this process.
     public func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> SoftMemoryRegion {
         let keys = try device.state.withLock { (state) throws(VerbsError) in
             try state.register(domain: handle, address: address, length: length, access: access)

@@ -103,6 +103,9 @@ struct SoftVerbsState {
         guard regions.count < attributes.maxMemoryRegions else {
             throw VerbsError(.registerMemory, errno: ENOMEM, "the device has \(attributes.maxMemoryRegions) regions already")
         }
+        guard Self.isMapped(address: address, length: length) else {
+            throw VerbsError(.registerMemory, errno: EFAULT, "\(length) bytes at 0x\(String(address, radix: 16)) are not all mapped")
+        }
         if faults.registrationFails() {
             throw VerbsError(.registerMemory, errno: ENOMEM, "injected registration failure")
         }
@@ -113,6 +116,26 @@ struct SoftVerbsState {
         domainUsers[domain, default: 0] += 1
         return (lkey, rkey)
     }
+
+    /// Whether every page of `length` bytes at `address` (a range that does not wrap) is
+    /// mapped in this process.
+    ///
+    /// `ibv_reg_mr` pins the pages it registers (`get_user_pages`) and fails with `EFAULT`
+    /// when part of the range is not mapped; SoftVerbs moves data by real memory copies,
+    /// so it refuses the same ranges. `msync(2)` with `MS_ASYNC` fails with `ENOMEM` for
+    /// a range with unmapped pages and otherwise does nothing (it starts no writeback);
+    /// it walks the process's mappings, not its pages, so it costs one system call
+    /// whatever the length. (`mincore(2)` answers the same question but fills a byte per
+    /// page and costs about four times as much.) A mapped page that `ibv_reg_mr` would
+    /// still refuse, such as one without access or a read-only one registered for local
+    /// write, is not detected.
+    static func isMapped(address: UInt, length: Int) -> Bool {
+        let first = address - address % systemPageSize
+        return msync(UnsafeMutableRawPointer(bitPattern: first), Int(address - first) + length, MS_ASYNC) == 0
+    }
+
+    /// The size of the pages `msync(2)` wants its start aligned to.
+    private static let systemPageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
 
     mutating func deregister(lkey: UInt32) {
         guard let region = regions.removeValue(forKey: lkey) else { return }

@@ -169,6 +169,102 @@ struct MRCacheTests {
         #expect(cache.referenceCount == 0 && ledger.isEmpty)
     }
 
+    @Test("overlapping regions: a lookup is answered by a region that covers all of it")
+    func overlappingRegions() throws {
+        let cache = MRCache(domain: verbs.domain)
+        let low = try cache.resolve(range(page: 0, length: 2 * pageSize), access: [], retaining: true)
+        let high = try cache.resolve(range(page: 1, length: 2 * pageSize), access: [], retaining: true)
+        #expect(low.coverage == range(page: 0, length: 0).address..<range(page: 2, length: 0).address)
+        #expect(high.coverage == range(page: 1, length: 0).address..<range(page: 3, length: 0).address,
+                "a region in use is not absorbed, so the two overlap")
+        #expect(try cache.resolve(range(page: 0, offset: 5, length: pageSize), access: [], retaining: false).lkey == low.lkey)
+        #expect(try cache.resolve(range(page: 1, offset: 5, length: pageSize), access: [], retaining: false).lkey == high.lkey)
+        #expect(try cache.resolve(range(page: 1, length: 10), access: [], retaining: false).coverage.contains(range(page: 1, length: 10).address))
+        #expect(cache.statistics == Statistics(hits: 3, misses: 2, registrations: 2))
+        let both = try cache.resolve(range(page: 0, length: 3 * pageSize), access: [], retaining: false)
+        #expect(both.lkey != low.lkey && both.lkey != high.lkey && cache.statistics.misses == 3)
+        cache.release(lkey: low.lkey)
+        cache.release(lkey: high.lkey)
+    }
+
+    @Test("hundreds of regions: every lkey finds its region through table growth, removal and slot reuse")
+    func manyRegions() throws {
+        let count = 300
+        let pool = try PagePool(pageCount: 2 * count)
+        let base = UInt(bitPattern: pool.baseAddress)
+        // Every other page, so that no region touches another and none is absorbed.
+        func page(_ i: Int) -> MemoryRange { MemoryRange(address: base + UInt(2 * i * pageSize), length: pageSize) }
+        let cache = MRCache(domain: verbs.domain)
+        var lkeys = try (0..<count).map { try cache.resolve(page($0), access: [], retaining: true).lkey }
+        #expect(Set(lkeys).count == count && cache.regionCount == count && verbs.device.registeredRegionCount == count)
+        var random = SplitMix64(seed: 0x51AB)
+        for i in (0..<count).shuffled(using: &random) {
+            #expect(try cache.resolve(page(i), access: [], retaining: true).lkey == lkeys[i])
+            #expect(cache.references(lkey: lkeys[i]) == 2)
+            cache.release(lkey: lkeys[i])
+            cache.release(lkey: lkeys[i])
+            #expect(cache.references(lkey: lkeys[i]) == 0 && cache.coverage(lkey: lkeys[i]) == page(i).address..<page(i).address + UInt(pageSize))
+        }
+        // Invalidate the even regions; their slots are reused by new registrations.
+        for i in stride(from: 0, to: count, by: 2) { cache.invalidate(page(i)) }
+        #expect(cache.regionCount == count / 2 && verbs.device.registeredRegionCount == count / 2)
+        for i in stride(from: 0, to: count, by: 2) {
+            #expect(cache.coverage(lkey: lkeys[i]) == nil)
+            lkeys[i] = try cache.resolve(page(i), access: [], retaining: false).lkey
+        }
+        #expect(Set(lkeys).count == count && cache.regionCount == count)
+        for i in 0..<count { #expect(try cache.resolve(page(i), access: [], retaining: false).lkey == lkeys[i]) }
+        #expect(cache.statistics == Statistics(hits: 2 * count, misses: count + count / 2, registrations: count + count / 2,
+                                               deregistrations: count / 2, invalidations: count / 2))
+        cache.flush()
+        #expect(cache.regionCount == 0 && verbs.device.registeredRegionCount == 0)
+    }
+
+    @Test("a miss on memory that is not mapped fails with EFAULT and leaves nothing behind")
+    func unmappedMemory() throws {
+        let cache = MRCache(domain: verbs.domain)
+        let base = try mapFarAway(pages: 2, hint: 0x4000_2000_0000)
+        defer { munmap(base, 2 * pageSize) }
+        #expect(munmap(base + pageSize, pageSize) == 0)
+        #expect(throws: RDMAError.registrationFailed(VerbsError(.registerMemory, errno: EFAULT, ""))) {
+            try cache.resolve(MemoryRange(address: UInt(bitPattern: base) + 100, length: pageSize), access: [], retaining: true)
+        }
+        #expect(cache.regionCount == 0 && cache.referenceCount == 0)
+        #expect(cache.statistics == Statistics(misses: 1))
+        #expect(verbs.device.registeredRegionCount == 0)
+    }
+
+    @Test("lookups, releases and invalidations from several threads keep every count consistent")
+    func concurrentUse() async throws {
+        let cache = MRCache(domain: verbs.domain, limits: .init(maxRegions: 4))
+        let base = memory.address
+        let threads = 4, rounds = 2000
+        await withTaskGroup(of: Void.self) { group in
+            for thread in 0..<threads {
+                group.addTask {
+                    var random = SplitMix64(seed: UInt64(thread + 1))
+                    for round in 0..<rounds {
+                        let page = Int.random(in: 0..<60, using: &random)
+                        let range = MemoryRange(address: base + UInt(page * pageSize + Int.random(in: 0..<100, using: &random)),
+                                                length: Int.random(in: 1..<3 * pageSize, using: &random))
+                        guard let lkey = try? cache.resolve(range, access: [], retaining: true).lkey else {
+                            Issue.record("thread \(thread) round \(round): a lookup failed")
+                            continue
+                        }
+                        if round % 97 == 0 { cache.invalidate(range) }
+                        cache.release(lkey: lkey)
+                    }
+                }
+            }
+        }
+        let statistics = cache.statistics
+        #expect(statistics.hits + statistics.misses == threads * rounds)
+        #expect(statistics.hits > 0 && statistics.evictions > 0 && statistics.invalidations > 0, "\(statistics)")
+        #expect(cache.referenceCount == 0)
+        #expect(statistics.registrations - statistics.deregistrations == cache.regionCount)
+        #expect(cache.regionCount <= 4 && verbs.device.registeredRegionCount == cache.regionCount)
+    }
+
     @Test("flush deregisters idle regions and keeps those in use")
     func flush() throws {
         let cache = MRCache(domain: verbs.domain)

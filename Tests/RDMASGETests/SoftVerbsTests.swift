@@ -38,6 +38,15 @@ final class Exchange: @unchecked Sendable {
     var receiverCompletions: [WorkCompletion] { get throws { try verbs.drain(verbs.receiverQueue) } }
 }
 
+/// Maps `pages` anonymous pages at `hint` if that is free: far below where the kernel
+/// puts mappings of its own choosing, so that a hole a test punches there is not filled
+/// by a concurrent test's mmap while the test relies on it.
+func mapFarAway(pages: Int, hint: UInt) throws -> UnsafeMutableRawPointer {
+    let base = mmap(UnsafeMutableRawPointer(bitPattern: hint), pages * pageSize, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    return try #require(base == MAP_FAILED ? nil : base)
+}
+
 @Suite("SoftVerbs conformance")
 struct SoftVerbsTests {
     @Test("SEND gathers the sender's SGEs and scatters into the posted receive")
@@ -277,6 +286,50 @@ struct SoftVerbsTests {
         try verbs.receiver.close()
         try verbs.senderQueue.close()
         try verbs.domain.close()
+    }
+
+    @Test("registration refuses memory that is not mapped with EFAULT, as ibv_reg_mr's page pinning does")
+    func unmappedMemory() throws {
+        let verbs = try VerbsPair(connect: false)
+        // Three mapped pages, the middle one then unmapped: a hole with mapped memory on both sides.
+        let base = try mapFarAway(pages: 3, hint: 0x4000_0000_0000)
+        defer { munmap(base, 3 * pageSize) }
+        #expect(munmap(base + pageSize, pageSize) == 0)
+        let address = UInt(bitPattern: base)
+        let refused = VerbsError(.registerMemory, errno: EFAULT, "")
+        for (what, start, length) in [
+            ("the hole", address + UInt(pageSize), pageSize),
+            ("one byte of the hole", address + UInt(pageSize) + 100, 1),
+            ("a range across the hole", address + 100, 2 * pageSize),
+            ("a range that ends in the hole", address + UInt(pageSize) - 1, 2),
+            ("page zero", 0, 16),
+            ("kernel addresses", UInt.max - UInt(2 * pageSize) + 1, pageSize),
+        ] {
+            #expect(throws: refused, "\(what)") { try verbs.domain.registerMemory(address: start, length: length, access: .localWrite) }
+        }
+        #expect(verbs.device.registeredRegionCount == 0, "a refused registration leaves nothing behind")
+        // The mapped pages on either side register, including their last and first bytes.
+        let before = try verbs.domain.registerMemory(address: address + 10, length: pageSize - 10, access: .localWrite)
+        let after = try verbs.domain.registerMemory(address: address + UInt(2 * pageSize), length: pageSize, access: .localWrite)
+        #expect(verbs.device.registeredRegionCount == 2)
+        try before.deregister()
+        try after.deregister()
+    }
+
+    @Test("a long range is refused when only its last page is not mapped")
+    func unmappedTailOfLongRange() throws {
+        let verbs = try VerbsPair(connect: false)
+        let pages = 5000
+        let base = try mapFarAway(pages: pages, hint: 0x4000_1000_0000)
+        defer { munmap(base, pages * pageSize) }
+        let address = UInt(bitPattern: base)
+        let whole = try verbs.domain.registerMemory(address: address, length: pages * pageSize, access: .localWrite)
+        try whole.deregister()
+        #expect(munmap(base + (pages - 1) * pageSize, pageSize) == 0)
+        #expect(throws: VerbsError(.registerMemory, errno: EFAULT, "")) {
+            try verbs.domain.registerMemory(address: address, length: pages * pageSize, access: .localWrite)
+        }
+        #expect(verbs.device.registeredRegionCount == 0)
     }
 
     @Test("injected faults: the nth post is refused, the nth completion fails and moves the QP to error")
