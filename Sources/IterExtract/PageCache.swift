@@ -66,13 +66,7 @@ public final class PageCache: @unchecked Sendable {
     /// The position in `entries` of the first entry that ends after `index`.
     @usableFromInline
     func firstPosition(endingAfter index: Int) -> Int {
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            if entries[mid].endIndex <= index { low = mid + 1 } else { high = mid }
-        }
-        return low
+        entries.partitionPoint { $0.endIndex > index }
     }
 
     @usableFromInline

@@ -215,13 +215,7 @@ struct MRCacheIndex {
     /// The number of spans that start at or before `address`.
     @inline(__always)
     private func upperBound(of address: UInt) -> Int {
-        var low = 0
-        var high = spans.count
-        while low < high {
-            let middle = (low + high) / 2
-            if spans[middle].start <= address { low = middle + 1 } else { high = middle }
-        }
-        return low
+        spans.partitionPoint { $0.start > address }
     }
 
     private mutating func unindex(_ slot: Int) {

@@ -76,12 +76,6 @@ public struct RegionTable: KeyResolver, Sendable {
 
     /// The index of the first region that ends after `address` (binary search).
     private func firstRegion(endingAfter address: UInt) -> Int {
-        var low = 0
-        var high = regions.count
-        while low < high {
-            let middle = (low + high) / 2
-            if regions[middle].coverage.upperBound <= address { low = middle + 1 } else { high = middle }
-        }
-        return low
+        regions.partitionPoint { $0.coverage.upperBound > address }
     }
 }
