@@ -122,7 +122,10 @@ struct SMBDirectFaultTests {
         }
         // The failure is the connection's state, it struck mid-transfer, and it sticks.
         #expect(loop.initiator.state == .failed(error))
-        #expect(loop.initiator.statistics.messagesSent > 1, "the fault struck before the transfer started")
+        // At least one message went out first. How many depends on where the payload
+        // starts within its page: registrations follow page boundaries, and a payload
+        // that starts near a page's end needs its second registration for message 2.
+        #expect(loop.initiator.statistics.messagesSent >= 1, "the fault struck before the transfer started")
         #expect(throws: error) { try loop.initiator.send([1]) }
 
         // The responder learns it (as from a connection manager) and ends too.
