@@ -1,4 +1,4 @@
-import Synchronization
+import IterExtract
 
 /// An RDMA device simulated in process, exactly: the embedded default backend.
 ///
@@ -17,7 +17,7 @@ import Synchronization
 public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     public let name: String
     public let attributes: DeviceAttributes
-    let state: Mutex<SoftVerbsState>
+    let state: LockedValue<SoftVerbsState>
 
     /// Limits like those of a soft-RoCE (`rxe`) device: 32 SGEs, 8 MiB messages.
     public static let defaultAttributes = DeviceAttributes(
@@ -28,7 +28,7 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     public init(name: String = "soft0", attributes: DeviceAttributes = SoftVerbs.defaultAttributes) {
         self.name = name
         self.attributes = attributes
-        self.state = Mutex(SoftVerbsState(attributes: attributes))
+        self.state = LockedValue(SoftVerbsState(attributes: attributes))
     }
 
     public func allocateProtectionDomain() throws(VerbsError) -> SoftProtectionDomain {
