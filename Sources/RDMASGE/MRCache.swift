@@ -38,30 +38,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     }
 
     /// What the cache has done since it was created.
-    public struct Statistics: Hashable, Sendable {
-        /// Lookups answered by a registered region.
-        public var hits = 0
-        /// Lookups that registered memory.
-        public var misses = 0
-        /// Successful registrations.
-        public var registrations = 0
-        /// Regions deregistered, for any reason.
-        public var deregistrations = 0
-        /// Idle regions deregistered to get under the limits.
-        public var evictions = 0
-        /// Regions hit by ``MRCache/invalidate(_:)``.
-        public var invalidations = 0
-
-        public init(hits: Int = 0, misses: Int = 0, registrations: Int = 0, deregistrations: Int = 0,
-                    evictions: Int = 0, invalidations: Int = 0) {
-            self.hits = hits
-            self.misses = misses
-            self.registrations = registrations
-            self.deregistrations = deregistrations
-            self.evictions = evictions
-            self.invalidations = invalidations
-        }
-    }
+    public typealias Statistics = MRCacheStatistics
 
     /// The domain regions are registered in.
     public let domain: Domain
@@ -87,12 +64,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     }
 
     /// The counters.
-    public var statistics: Statistics {
-        let counters = state.withLock { $0.counters }
-        return Statistics(hits: counters.hits, misses: counters.misses, registrations: counters.registrations,
-                          deregistrations: counters.deregistrations, evictions: counters.evictions,
-                          invalidations: counters.invalidations)
-    }
+    public var statistics: Statistics { state.withLock { $0.counters } }
     /// The number of regions registered.
     public var regionCount: Int { state.withLock { $0.count } }
     /// The number of bytes registered.

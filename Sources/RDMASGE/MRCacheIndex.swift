@@ -29,11 +29,6 @@ struct MRCacheIndex {
         var slot: Int
     }
 
-    /// The counters behind ``MRCache/Statistics``.
-    struct Counters {
-        var hits = 0, misses = 0, registrations = 0, deregistrations = 0, evictions = 0, invalidations = 0
-    }
-
     let maxRegions: Int
     let maxBytes: Int
     private var slots: [Slot] = []
@@ -49,7 +44,7 @@ struct MRCacheIndex {
     private(set) var count = 0
     /// The number of bytes registered.
     private(set) var bytes = 0
-    var counters = Counters()
+    var counters = MRCacheStatistics()
 
     init(maxRegions: Int, maxBytes: Int) {
         self.maxRegions = maxRegions
