@@ -106,4 +106,33 @@ struct ExtractionCapacityTests {
             #expect(uncounted.lookups.load(ordering: .relaxed) == 2, "one lookup per region")
         }
     }
+
+    @Test("memory no key covers, met after the array grew: an error, and nothing taken or moved",
+          arguments: WholeBuffer.kinds)
+    func failureAfterGrowing(kind: IOIteratorKind) throws {
+        let whole = WholeBuffer()
+        // Every region but the last of each view: the error comes after dozens of SGEs.
+        var table = RegionTable()
+        for region in try Self.manyRegions(whole).regions
+        where region.coverage.upperBound != whole.mappingRange.upperBound && region.coverage.upperBound != whole.poolRange.upperBound {
+            try table.insert(region)
+        }
+        for keys in [CountingResolver(table), CountingResolver(table, retainsRegions: false)] {
+            var iterator = whole.iterator(kind, .source)
+            let before = remainingRanges(iterator)
+            let ledger = PinLedger(mode: .exact)
+            var sges: [SGE] = [sge(1, 1, 99)]
+            #expect {
+                _ = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 10_000, keys: keys, ledger: ledger)
+            } throws: { error in
+                guard case .unregisteredMemory = error as? RDMAError else { return false }
+                return true
+            }
+            #expect(keys.lookups.load(ordering: .relaxed) > 1, "the error came after other lookups")
+            #expect(sges == [sge(1, 1, 99)], "the output is as it was")
+            #expect(iterator.count == whole.count && remainingRanges(iterator) == before, "the iterator did not move")
+            #expect(ledger.isEmpty, "no pins are held")
+            #expect(keys.held == 0, "no references are held")
+        }
+    }
 }
