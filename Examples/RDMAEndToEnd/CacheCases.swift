@@ -50,7 +50,7 @@ struct CacheResult: Equatable {
         var hits = 0, misses = 0, registrations = 0, deregistrations = 0, invalidations = 0
 
         init() {}
-        init<Domain>(_ statistics: MRCache<Domain>.Statistics) {
+        init(_ statistics: MRCacheStatistics) {
             hits = statistics.hits
             misses = statistics.misses
             registrations = statistics.registrations
