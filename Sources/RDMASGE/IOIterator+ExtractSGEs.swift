@@ -64,12 +64,27 @@ extension IOIterator {
                 let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
                 builder.needsRoom = false
                 try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
-                    bytes += try cursor.consume(maxBytes: limit - bytes, holes: .stop) { (range) throws(RDMAError) -> Int in
-                        if builder.appendInsideRegion(range, to: &output) { return range.length }
-                        if pins, range.address.addingReportingOverflow(UInt(range.length)).overflow {
-                            throw .addressOverflow(address: range.address, length: range.length)
+                    switch cursor.kind {
+                    case .iovec, .kvec:
+                        let end = try builder.appendSegments(
+                            cursor.remainingIOVecs, offset: cursor.segmentOffset, limit: limit - bytes, checksOverflow: pins,
+                            to: &output) { (UInt(bitPattern: $0.iov_base), $0.iov_len) }
+                        cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
+                        bytes += end.bytes
+                    case .bvec:
+                        let end = try builder.appendSegments(
+                            cursor.remainingBioVecs, offset: cursor.segmentOffset, limit: limit - bytes, checksOverflow: pins,
+                            to: &output) { ($0.address, $0.length) }
+                        cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
+                        bytes += end.bytes
+                    default:
+                        bytes += try cursor.consume(maxBytes: limit - bytes, holes: .stop) { (range) throws(RDMAError) -> Int in
+                            if builder.appendInsideRegion(range, to: &output) { return range.length }
+                            if pins, range.address.addingReportingOverflow(UInt(range.length)).overflow {
+                                throw .addressOverflow(address: range.address, length: range.length)
+                            }
+                            return try builder.append(range, to: &output)
                         }
-                        return try builder.append(range, to: &output)
                     }
                     if !builder.needsRoom { builder.close(into: &output) }
                 }

@@ -175,6 +175,25 @@ struct ExtractionTests {
         }
     }
 
+    @Test("contiguous segments fill an SGE to UInt32.max bytes before the next opens")
+    func lengthLimitAcrossSegments() throws {
+        let base: UInt = 1 << 40
+        let half = 3 << 30
+        let keys = SingleKeyResolver(lkey: 9, coverage: base..<base + (1 << 34), access: [])
+        let segments = [iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base), iov_len: half),
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base + UInt(half)), iov_len: half),
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base + UInt(4 * half)), iov_len: 10)]
+        try segments.withUnsafeBufferPointer { (segments) throws -> Void in
+            var iterator = IOIterator(kvecs: segments, direction: .source)
+            var sges: [SGE] = []
+            sges.reserveCapacity(8)
+            #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: keys) == 2 * half + 10)
+            #expect(sges == [SGE(address: UInt64(base), length: .max, lkey: 9),
+                             SGE(address: UInt64(base) + UInt64(UInt32.max), length: UInt32(2 * half - Int(UInt32.max)), lkey: 9),
+                             SGE(address: UInt64(base) + UInt64(4 * half), length: 10, lkey: 9)])
+        }
+    }
+
     @Test("appending within reserved capacity keeps the caller's storage")
     func noReallocation() throws {
         let whole = WholeBuffer()
