@@ -26,13 +26,21 @@ public enum AddressTranslation {
         return mappedPage(containing: address)
     }
 
-    /// Whether every address is its own page (no ``VirtualMapping`` exists), so that
-    /// a virtually contiguous range is also frame-contiguous.
+    /// Whether no ``VirtualMapping`` shows memory anywhere in `start..<end`, so that
+    /// every page there is its own frame and a contiguous run is frame-contiguous.
+    /// Asking once per range spares a lookup per page while any mapping exists.
     @inlinable
-    public static var isIdentity: Bool { noWindows }
+    public static func isDirect(from start: UInt, to end: UInt) -> Bool {
+        noWindows || !anyWindow(overlapping: start, end)
+    }
 
     @usableFromInline
     static var noWindows: Bool { windowCount.load(ordering: .acquiring) == 0 }
+
+    @usableFromInline
+    static func anyWindow(overlapping start: UInt, _ end: UInt) -> Bool {
+        windows.withLock { list in list.contains { $0.start < end && start < $0.end } }
+    }
 
     @usableFromInline
     static func mappedPage(containing address: UInt) -> Page {

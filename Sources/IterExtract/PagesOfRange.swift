@@ -5,12 +5,17 @@ public struct PagesOfRange: RandomAccessCollection, Sendable {
     public let address: UInt
     /// The number of pages.
     public let count: Int
+    /// Whether no ``VirtualMapping`` shows memory in the range: each page is then its
+    /// own frame, found without a lookup.
+    @usableFromInline let isDirect: Bool
 
     /// The pages that hold `range` (none for an empty range).
     @inlinable
     public init(_ range: MemoryRange) {
         address = range.address & ~pageMask
         count = range.length == 0 ? 0 : Int((range.address &+ UInt(range.length) &- 1) >> UInt(pageShift) - range.address >> UInt(pageShift)) + 1
+        let (end, wraps) = address.addingReportingOverflow(UInt(count) << UInt(pageShift))
+        isDirect = AddressTranslation.isDirect(from: address, to: wraps ? .max : end)
     }
 
     @inlinable public var startIndex: Int { 0 }
@@ -19,7 +24,8 @@ public struct PagesOfRange: RandomAccessCollection, Sendable {
     /// The page holding the `position`th page-sized stretch of the range.
     @inlinable
     public subscript(position: Int) -> Page {
-        AddressTranslation.page(containing: address &+ UInt(position << pageShift))
+        let pageAddress = address &+ UInt(position << pageShift)
+        return isDirect ? Page(frame: pageAddress >> UInt(pageShift)) : AddressTranslation.page(containing: pageAddress)
     }
 }
 

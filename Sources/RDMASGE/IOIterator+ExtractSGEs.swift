@@ -126,11 +126,13 @@ extension SGE {
     @inlinable
     public var pages: PagesOfRange { MemoryRange(address: UInt(address), length: Int(length)).pages }
 
-    /// The number of pages the SGE's bytes occupy (`pages.count`, in straight-line arithmetic).
+    /// The number of pages the SGE's bytes occupy (`pages.count`, in straight-line
+    /// arithmetic, without a branch: summing it over an array is a tight loop).
     @inlinable
     public var pageCount: Int {
-        guard length > 0 else { return 0 }
-        let start = UInt(address)
-        return Int(truncatingIfNeeded: (start &+ UInt(length) &- 1) &>> pageShift &- start &>> pageShift) &+ 1
+        let start = UInt(truncatingIfNeeded: address)
+        let end = start &+ UInt(length) &+ pageMask
+        let count = Int(truncatingIfNeeded: end &>> pageShift &- start &>> pageShift)
+        return length == 0 ? 0 : count
     }
 }

@@ -52,8 +52,17 @@ extension IOIterator {
             table: table, firstEntry: start, endEntry: start + maxEntries, maxSegment: maxSegment,
             translatesAddresses: kind == .ubuf || kind == .iovec || kind == .kvec, pins: extractionWillPin)
         let bytes: Int
+        var end: (bytes: Int, index: Int, offset: Int)?
         do {
-            if builder.maxSegment == nil, kind == .bvec || kind == .folioq || kind == .xarray {
+            if kind == .iovec || kind == .kvec {
+                end = try builder.addSegments(remainingIOVecs, offset: segmentOffset, limit: limit,
+                                              checksOverflow: isUserBacked) { (UInt(bitPattern: $0.iov_base), $0.iov_len) }
+                bytes = end!.bytes
+            } else if kind == .bvec {
+                end = try builder.addSegments(remainingBioVecs, offset: segmentOffset, limit: limit,
+                                              checksOverflow: false) { ($0.address, $0.length) }
+                bytes = end!.bytes
+            } else if builder.maxSegment == nil, kind == .folioq || kind == .xarray {
                 bytes = walk(maxBytes: limit, holes: .skip, builder.addWhole)
             } else if isUserBacked {
                 bytes = try walk(maxBytes: limit, holes: .skip) { (range) throws(ScatterListError) -> Int in
@@ -70,77 +79,11 @@ extension IOIterator {
             table.removeEntries(from: start)
             throw error
         }
-        advance(past: bytes, holes: .skip)
+        if let end {
+            moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
+        } else {
+            advance(past: bytes, holes: .skip)
+        }
         return bytes
-    }
-}
-
-/// Appends the entries of one extraction call to a table, within its entry budget.
-struct ScatterEntryBuilder {
-    let table: ScatterTable
-    /// The first entry this call adds; earlier ones are never merged into.
-    let firstEntry: Int
-    /// One past the last entry this call may add.
-    let endEntry: Int
-    /// Merged granularity: the most bytes an entry may grow to.
-    let maxSegment: Int?
-    /// Whether addresses are virtual (UBUF, IOVEC, KVEC) and need translating to pages.
-    let translatesAddresses: Bool
-    /// Whether the entries are marked as holding pins.
-    let pins: Bool
-
-    /// Adds `range` as one entry; returns the bytes taken (none when the budget is spent).
-    func addWhole(_ range: MemoryRange) -> Int {
-        guard table.count < endEntry else { return 0 }
-        table.appendEntry(page: Page(frame: range.address >> UInt(pageShift)), offset: range.pageOffset,
-                          length: range.length, pinned: pins)
-        return range.length
-    }
-
-    /// Adds `range` page by page, merging into the previous entry of this call when
-    /// the granularity allows; returns the bytes taken before the budget ran out.
-    func addPages(of range: MemoryRange) -> Int {
-        if let maxSegment, !translatesAddresses || AddressTranslation.isIdentity {
-            return addRun(range, maxSegment: maxSegment)
-        }
-        var taken = 0
-        while taken < range.length {
-            let address = range.address &+ UInt(taken)
-            let offset = Int(address & pageMask)
-            let piece = Swift.min(range.length - taken, pageSize - offset)
-            let page = translatesAddresses
-                ? AddressTranslation.page(containing: address) : Page(frame: address >> UInt(pageShift))
-            if let maxSegment, table.count > firstEntry, let last = table.lastSlot,
-               last.pointee.address &+ UInt(last.pointee.length) == page.address &+ UInt(offset),
-               last.pointee.length + piece <= maxSegment {
-                last.pointee.length += piece
-                taken += piece
-                continue
-            }
-            guard table.count < endEntry else { break }
-            table.appendEntry(page: page, offset: offset, length: piece, pinned: pins)
-            taken += piece
-        }
-        return taken
-    }
-
-    /// Merged granularity over memory whose pages are its own frames: the range is
-    /// frame-contiguous, so it is added in entries of up to `maxSegment` bytes at once,
-    /// the first continuing the previous entry of this call when they touch.
-    private func addRun(_ range: MemoryRange, maxSegment: Int) -> Int {
-        var taken = 0
-        if table.count > firstEntry, let last = table.lastSlot,
-           last.pointee.address &+ UInt(last.pointee.length) == range.address, last.pointee.length < maxSegment {
-            taken = Swift.min(range.length, maxSegment - last.pointee.length)
-            last.pointee.length += taken
-        }
-        while taken < range.length, table.count < endEntry {
-            let address = range.address &+ UInt(taken)
-            let length = Swift.min(range.length - taken, maxSegment)
-            table.appendEntry(page: Page(frame: address >> UInt(pageShift)), offset: Int(address & pageMask),
-                              length: length, pinned: pins)
-            taken += length
-        }
-        return taken
     }
 }

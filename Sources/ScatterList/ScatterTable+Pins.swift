@@ -26,11 +26,18 @@ extension ScatterTable {
 
     /// Unpins the pinned entries in `start..<end`, in one ledger call.
     func unpinEntries(from start: Int, to end: Int, ledger: PinLedger) {
+        if state.pointee.pinnedCount == 0 { return }
         var pageCount = 0
         forEachSlot(in: start..<end) { if $0.pointee.isPinned { pageCount += $0.pointee.pages.count } }
-        if pageCount == 0 { return }
-        let pinned = (start..<end).lazy.filter { self.slot($0).pointee.isPinned }
-        ledger.unpin(pinned.flatMap { self.slot($0).pointee.pages }, count: pageCount)
-        forEachSlot(in: start..<end) { $0.pointee.isPinned = false }
+        if pageCount > 0 {
+            let pinned = (start..<end).lazy.filter { self.slot($0).pointee.isPinned }
+            ledger.unpin(pinned.flatMap { self.slot($0).pointee.pages }, count: pageCount)
+        }
+        var cleared = 0
+        forEachSlot(in: start..<end) { slot in
+            if slot.pointee.isPinned { cleared += 1 }
+            slot.pointee.isPinned = false
+        }
+        state.pointee.pinnedCount -= cleared
     }
 }

@@ -22,8 +22,10 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
 
     /// Slots per chunk, including the one kept for the chain link.
     public let chunkCapacity: Int
-    /// The chunks, each `chunkCapacity` initialised slots.
-    var chunks: [UnsafeMutablePointer<ScatterEntry>] = []
+    /// The chunks, each `chunkCapacity` initialised slots. A table is not thread-safe,
+    /// so the dynamic exclusivity check a class's stored property costs buys nothing
+    /// here; extraction reads this on every call.
+    @exclusivity(unchecked) var chunks: [UnsafeMutablePointer<ScatterEntry>] = []
     /// The state extraction touches for every entry. It lives behind a pointer so that
     /// the hot path pays no dynamic exclusivity check, which a class's stored
     /// properties would cost on every access.
@@ -33,9 +35,14 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
         var slot: UnsafeMutablePointer<ScatterEntry>?
         /// Data slots left from `slot` to the end of its chunk.
         var room = 0
+        /// The last data entry's slot, while there is one.
+        var last: UnsafeMutablePointer<ScatterEntry>?
+        /// The number of entries marked ``ScatterEntry/isPinned``: with none, releasing
+        /// pins and emptying the table skip the pass that looks for them.
+        var pinnedCount = 0
         var isMapped = false
     }
-    private let state: UnsafeMutablePointer<AppendState> = {
+    let state: UnsafeMutablePointer<AppendState> = {
         let state = UnsafeMutablePointer<AppendState>.allocate(capacity: 1)
         state.initialize(to: AppendState())
         return state
@@ -47,6 +54,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
         set {
             state.pointee.count = newValue
             state.pointee.room = 0
+            state.pointee.last = newValue > 0 ? slot(newValue - 1) : nil
         }
     }
     /// The data index of the entry that carries the END marker.
@@ -130,11 +138,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     }
 
     /// The last data entry's slot, when there is one.
-    var lastSlot: UnsafeMutablePointer<ScatterEntry>? {
-        let cursor = state.pointee
-        if cursor.room > 0, cursor.room < dataSlotsPerChunk, let slot = cursor.slot { return slot - 1 }
-        return count > 0 ? slot(count - 1) : nil
-    }
+    var lastSlot: UnsafeMutablePointer<ScatterEntry>? { state.pointee.last }
 
     /// The slot that holds data entry `index`.
     func slot(_ index: Int) -> UnsafeMutablePointer<ScatterEntry> {
@@ -185,15 +189,23 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
         let entry = state.pointee.slot!
         entry.pointee = ScatterEntry(page: page, offset: offset, length: length)
         entry.pointee.isPinned = pinned
+        if pinned { state.pointee.pinnedCount += 1 }
         state.pointee.count += 1
         state.pointee.slot = entry + 1
         state.pointee.room -= 1
+        state.pointee.last = entry
     }
 
     /// Removes the entries from `index` on; their slots become empty again.
     func removeEntries(from index: Int) {
         precondition(!isMapped, "a mapped table cannot shrink; unmap it first")
-        forEachSlot(in: index..<count) { $0.pointee = .zeroed }
+        let zeroed = ScatterEntry.zeroed
+        var pinned = 0
+        forEachSlot(in: index..<count) { slot in
+            if slot.pointee.isPinned { pinned += 1 }
+            slot.pointee = zeroed
+        }
+        state.pointee.pinnedCount -= pinned
         if let mark = endMarkIndex, mark >= index { endMarkIndex = nil }
         count = index
     }
@@ -201,7 +213,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     /// Removes every entry and keeps the chunks, so the table can be filled again
     /// without allocating. The pins of pinned entries must have been released.
     public func removeAll() {
-        forEachSlot(in: 0..<count) { precondition(!$0.pointee.isPinned, "release the pins of a table before emptying it") }
+        precondition(state.pointee.pinnedCount == 0, "release the pins of a table before emptying it")
         removeEntries(from: 0)
     }
 

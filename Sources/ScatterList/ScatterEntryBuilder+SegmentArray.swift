@@ -1,0 +1,131 @@
+import IterExtract
+
+extension ScatterEntryBuilder {
+    /// Adds up to `limit` bytes of a segment array (IOVEC, KVEC, BVEC), starting
+    /// `offset` bytes into its first segment, with exactly the entries the walk through
+    /// ``addWhole(_:)`` and ``addPages(of:)`` would make, and returns where it stopped:
+    /// the bytes taken, the segment and the offset into it.
+    ///
+    /// Memory that is its own frames (always for BVEC; for IOVEC and KVEC whenever no
+    /// ``VirtualMapping`` shows memory in the segment) is added here, writing entries
+    /// straight into the table's current chunk with the append cursor in local
+    /// variables; the rest (a mapped segment, a full chunk) goes through the table's
+    /// general path, with the cursor written back around it. `checksOverflow` refuses
+    /// a range that wraps the address space (user memory, whose ranges the caller chose).
+    func addSegments<Segment>(
+        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int, checksOverflow: Bool,
+        range: (Segment) -> (address: UInt, length: Int)
+    ) throws(ScatterListError) -> (bytes: Int, index: Int, offset: Int) {
+        precondition(!table.isMapped, "a mapped table cannot grow; unmap it first")
+        if maxSegment != nil {
+            return try addSegments(segments, offset: offset, limit: limit, checksOverflow: checksOverflow,
+                                   shape: MergedEntries.self, range: range)
+        } else if translatesAddresses {
+            return try addSegments(segments, offset: offset, limit: limit, checksOverflow: checksOverflow,
+                                   shape: PageEntries.self, range: range)
+        }
+        return try addSegments(segments, offset: offset, limit: limit, checksOverflow: checksOverflow,
+                               shape: WholeEntries.self, range: range)
+    }
+
+    /// The loop of ``addSegments(_:offset:limit:checksOverflow:range:)``, compiled once
+    /// per shape of entry, so that it tests no granularity flag per segment.
+    private func addSegments<Segment, Shape: EntryShape>(
+        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int, checksOverflow: Bool,
+        shape: Shape.Type, range: (Segment) -> (address: UInt, length: Int)
+    ) throws(ScatterListError) -> (bytes: Int, index: Int, offset: Int) {
+        let state = table.state
+        let entryLimit = maxSegment ?? .max
+        let pinMark = pins
+        var cursor = state.pointee
+        var done = 0
+        var index = 0
+        var skip = offset
+        while done < limit, index < segments.count {
+            let segment = range(segments[index])
+            let rest = segment.length &- skip
+            let piece = Swift.min(rest, limit &- done)
+            if piece > 0 {
+                var address = segment.address &+ UInt(bitPattern: skip)
+                let (end, wraps) = address.addingReportingOverflow(UInt(bitPattern: piece))
+                if checksOverflow, wraps {
+                    state.pointee = cursor
+                    throw .iterator(.addressOverflow(address: address, length: piece))
+                }
+                var left = piece
+                if !translatesAddresses || AddressTranslation.isDirect(from: address, to: end) {
+                    if Shape.merges, cursor.count > firstEntry, let last = cursor.last,
+                       last.pointee.address &+ UInt(bitPattern: last.pointee.length) == address,
+                       last.pointee.length < entryLimit {
+                        let grow = Swift.min(left, entryLimit &- last.pointee.length)
+                        last.pointee.length &+= grow
+                        address &+= UInt(bitPattern: grow)
+                        left &-= grow
+                    }
+                    while left > 0, cursor.count < endEntry {
+                        let pageOffset = Int(bitPattern: address & pageMask)
+                        let length = Shape.splitsAtPages ? Swift.min(left, pageSize &- pageOffset)
+                            : Shape.merges ? Swift.min(left, entryLimit) : left
+                        let page = Page(frame: address >> UInt(pageShift))
+                        if cursor.room > 0, let slot = cursor.slot {
+                            slot.pointee = ScatterEntry(page: page, offset: pageOffset, length: length)
+                            slot.pointee.isPinned = pinMark
+                            if pinMark { cursor.pinnedCount &+= 1 }
+                            cursor.last = slot
+                            cursor.slot = slot + 1
+                            cursor.room &-= 1
+                            cursor.count &+= 1
+                        } else {
+                            // The chunk is full: the table adds or moves to the next one.
+                            state.pointee = cursor
+                            table.appendEntry(page: page, offset: pageOffset, length: length, pinned: pinMark)
+                            cursor = state.pointee
+                        }
+                        address &+= UInt(bitPattern: length)
+                        left &-= length
+                    }
+                } else {
+                    state.pointee = cursor
+                    left &-= addPages(of: MemoryRange(address: address, length: left))
+                    cursor = state.pointee
+                }
+                let taken = piece &- left
+                done &+= taken
+                if taken < rest {
+                    skip &+= taken
+                    break
+                }
+            }
+            skip = 0
+            index &+= 1
+        }
+        state.pointee = cursor
+        return (done, index, skip)
+    }
+}
+
+/// How a piece of memory that is its own frames becomes entries.
+protocol EntryShape {
+    /// One entry per page (kernel granularity over virtual memory).
+    static var splitsAtPages: Bool { get }
+    /// Entries of up to the max segment, the first continuing the last (merged granularity).
+    static var merges: Bool { get }
+}
+
+/// Kernel granularity for UBUF, IOVEC and KVEC: one entry per page.
+private enum PageEntries: EntryShape {
+    static var splitsAtPages: Bool { true }
+    static var merges: Bool { false }
+}
+
+/// Kernel granularity for BVEC: one entry per element.
+private enum WholeEntries: EntryShape {
+    static var splitsAtPages: Bool { false }
+    static var merges: Bool { false }
+}
+
+/// Merged granularity.
+private enum MergedEntries: EntryShape {
+    static var splitsAtPages: Bool { false }
+    static var merges: Bool { true }
+}
