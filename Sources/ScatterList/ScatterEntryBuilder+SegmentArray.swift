@@ -42,6 +42,11 @@ extension ScatterEntryBuilder {
         var index = 0
         var skip = offset
         while done < limit, index < segments.count {
+            if !Shape.splitsAtPages, cursor.room > 0 {
+                addInChunk(segments, done: &done, index: &index, skip: &skip, limit: limit, cursor: &cursor,
+                           shape: Shape.self, range: range)
+                guard done < limit, index < segments.count else { break }
+            }
             let segment = range(segments[index])
             let rest = segment.length &- skip
             let piece = Swift.min(rest, limit &- done)
@@ -101,6 +106,74 @@ extension ScatterEntryBuilder {
         }
         state.pointee = cursor
         return (done, index, skip)
+    }
+
+    /// Takes pieces for as long as each makes one entry in the current chunk or grows
+    /// the last entry of this call (BVEC elements, and merged runs of memory that is
+    /// its own frames), with every variable in a register and one store per entry;
+    /// stops at the first piece that needs more (a mapped range, a piece longer than
+    /// an entry may be, a full chunk, the entry budget) and leaves the position there.
+    @inline(__always)
+    private func addInChunk<Segment, Shape: EntryShape>(
+        _ segments: UnsafeBufferPointer<Segment>, done: inout Int, index: inout Int, skip: inout Int, limit: Int,
+        cursor: inout ScatterTable.AppendState, shape: Shape.Type, range: (Segment) -> (address: UInt, length: Int)
+    ) {
+        guard let first = cursor.slot else { return }
+        let entryLimit = maxSegment ?? .max
+        let pinMark = pins
+        var slot = first
+        var slotsLeft = Swift.min(cursor.room, endEntry &- cursor.count)
+        var last = cursor.count > firstEntry ? cursor.last : nil
+        var lastEnd = last.map { $0.pointee.address &+ UInt(bitPattern: $0.pointee.length) } ?? 0
+        var lastLength = last?.pointee.length ?? 0
+        let base = segments.baseAddress!
+        let end = base + segments.count
+        var next = base + index
+        var remaining = limit &- done
+        var piece = range(next.pointee)
+        piece.address &+= UInt(bitPattern: skip)
+        piece.length &-= skip
+        while true {
+            let length = Swift.min(piece.length, remaining)
+            if length > 0 {
+                let address = piece.address
+                let stop = address &+ UInt(bitPattern: length)
+                guard stop >= address, !translatesAddresses || AddressTranslation.isDirect(from: address, to: stop) else { break }
+                if Shape.merges, let last, address == lastEnd, lastLength &+ length <= entryLimit {
+                    lastLength &+= length
+                    last.pointee.length = lastLength
+                } else {
+                    guard slotsLeft > 0, length <= entryLimit else { break }
+                    slot.pointee = ScatterEntry(page: Page(frame: address &>> UInt(pageShift)),
+                                                offset: Int(bitPattern: address & pageMask), length: length)
+                    slot.pointee.isPinned = pinMark
+                    last = slot
+                    lastLength = length
+                    slot += 1
+                    slotsLeft &-= 1
+                }
+                lastEnd = stop
+                remaining &-= length
+                if remaining == 0 {
+                    piece.address = stop
+                    break
+                }
+            }
+            next += 1
+            guard next < end else { break }
+            piece = range(next.pointee)
+        }
+        let added = slot - first
+        if added > 0 {
+            cursor.slot = slot
+            cursor.room &-= added
+            cursor.count &+= added
+            cursor.last = slot - 1
+            if pinMark { cursor.pinnedCount &+= added }
+        }
+        done = limit &- remaining
+        index = next - base
+        skip = next < end ? Int(bitPattern: piece.address &- range(next.pointee).address) : 0
     }
 }
 

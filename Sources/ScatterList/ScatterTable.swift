@@ -196,16 +196,16 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
         state.pointee.last = entry
     }
 
-    /// Removes the entries from `index` on; their slots become empty again.
+    /// Removes the entries from `index` on. Their slots are not cleared: nothing reads
+    /// a slot past ``count``, and appending writes every field of the slot it fills,
+    /// so emptying a table costs no pass over it unless entries hold pins.
     func removeEntries(from index: Int) {
         precondition(!isMapped, "a mapped table cannot shrink; unmap it first")
-        let zeroed = ScatterEntry.zeroed
-        var pinned = 0
-        forEachSlot(in: index..<count) { slot in
-            if slot.pointee.isPinned { pinned += 1 }
-            slot.pointee = zeroed
+        if state.pointee.pinnedCount > 0 {
+            var pinned = 0
+            forEachSlot(in: index..<count) { if $0.pointee.isPinned { pinned += 1 } }
+            state.pointee.pinnedCount -= pinned
         }
-        state.pointee.pinnedCount -= pinned
         if let mark = endMarkIndex, mark >= index { endMarkIndex = nil }
         count = index
     }
