@@ -16,8 +16,17 @@ import IterExtract
 /// deregistered when its last reference is released (a region looked up without a
 /// reference stays until limits, ``flush()`` or ``invalidate(_:)`` remove it).
 ///
-/// A hit takes the lock once, searches a sorted array of the reusable regions and does
-/// not allocate; a release finds its region through an open-addressing table of lkeys.
+/// A hit and a release usually take no lock and do not allocate. A small table of
+/// recently used regions (``MRCacheLookaside``) leads a hit to the region's state word,
+/// where one compare-and-exchange counts the hit and takes the reference; a hit the
+/// table cannot answer takes the lock, searches a sorted array of the reusable regions
+/// and may fill the table. A release finds the state word through an open-addressing
+/// table of lkeys that is readable without the lock, and takes the lock only for the
+/// last release of an invalidated region, or one that leaves an idle region over the
+/// limits. Statistics stay exact. The least-recently-used order is approximate: regions
+/// used without the lock between the same two locked operations (registrations, locked
+/// hits and releases) count as used at the same time.
+///
 /// Registration and deregistration go through the protection domain, so the cache runs
 /// unchanged over ``SoftVerbs`` and libibverbs. Mirrors the registration caches of RDMA
 /// middleware (UCX `rcache`, libfabric MR cache); the kernel has no equivalent
@@ -49,6 +58,8 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     /// Whether lookups may reuse regions.
     public let isEnabled: Bool
     private let state: LockedValue<MRCacheIndex>
+    /// The index's lock-free front, held here so that a hit reaches it without the lock.
+    private let lookaside: MRCacheLookaside
 
     /// Creates a cache that registers memory in `domain` with `access`.
     public init(domain: Domain, access: AccessFlags = .localWrite, limits: Limits = Limits(), isEnabled: Bool = true) {
@@ -56,15 +67,18 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         self.access = access
         self.limits = limits
         self.isEnabled = isEnabled
-        state = LockedValue(MRCacheIndex(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes))
+        let index = MRCacheIndex(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes)
+        lookaside = index.lookaside
+        state = LockedValue(index)
     }
 
     deinit {
         deregister(state.withLock { $0.allRegions })
+        lookaside.deallocate()
     }
 
     /// The counters.
-    public var statistics: Statistics { state.withLock { $0.counters } }
+    public var statistics: Statistics { state.withLock { $0.statistics } }
     /// The number of regions registered.
     public var regionCount: Int { state.withLock { $0.count } }
     /// The number of bytes registered.
@@ -73,10 +87,10 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     public var referenceCount: Int { state.withLock { $0.referenceCount } }
 
     /// The references held on the region with `lkey`, or `nil` when no such region is registered.
-    public func references(lkey: UInt32) -> Int? { state.withLock { $0.slot(lkey: lkey)?.references } }
+    public func references(lkey: UInt32) -> Int? { state.withLock { $0.references(lkey: lkey) } }
 
     /// The addresses the region with `lkey` covers, if it is registered.
-    public func coverage(lkey: UInt32) -> Range<UInt>? { state.withLock { $0.slot(lkey: lkey)?.coverage } }
+    public func coverage(lkey: UInt32) -> Range<UInt>? { state.withLock { $0.coverage(lkey: lkey) } }
 
     /// The region with `lkey`, if it is registered (for its rkey, to expose it to a peer).
     public func region(lkey: UInt32) -> Domain.Region? {
@@ -84,17 +98,26 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     }
 
     public func resolve(_ range: MemoryRange, access: AccessFlags, retaining: Bool) throws(RDMAError) -> KeyResolution {
-        try validate(range)
+        // `validate`'s checks inline, calling it only to throw: the call would cost a hit a tenth of its time.
+        if range.length <= 0 || range.address.addingReportingOverflow(UInt(range.length)).overflow { try validate(range) }
         guard self.access.isSuperset(of: access) else {
             throw .accessDenied(address: range.address, lkey: nil, missing: access.subtracting(self.access))
         }
-        if isEnabled, let found = state.withLock({ $0.hit(range, retaining: retaining) }) { return found }
-        return try register(range, retaining: retaining)
+        var stale: MRCacheRegionRecord?
+        if isEnabled {
+            switch lookaside.hit(address: range.address, end: range.address &+ UInt(range.length), retaining: retaining) {
+            case .found(let resolution): return resolution
+            case .absent: break
+            case .stale(let record): stale = record
+            }
+        }
+        return try resolveUnderLock(range, retaining: retaining, undoing: stale)
     }
 
     public func release(lkey: UInt32) {
-        let dropped = state.withLock { $0.release(lkey: lkey) }
-        if !dropped.isEmpty { deregister(dropped) }
+        let release = lookaside.release(lkey: lkey)
+        if case .released = release { return }
+        deregister(state.withLock { $0.finish(release, lkey: lkey) })
     }
 
     /// Forgets every region that overlaps `range`, because the memory there is going
@@ -113,14 +136,15 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
 
     // MARK: Internals
 
-    /// A miss: registers a page-aligned region for `range`, absorbing idle reusable
-    /// regions it overlaps or touches when the result stays within the device's region
-    /// size. Looks again first, under the same lock, in case another thread registered
-    /// the memory since the hit path looked.
-    private func register(_ range: MemoryRange, retaining: Bool) throws(RDMAError) -> KeyResolution {
+    /// A miss in the lookaside: looks under the lock, and else registers a page-aligned
+    /// region for `range`, absorbing idle reusable regions it overlaps or touches when
+    /// the result stays within the device's region size. First takes back a hit the
+    /// lookaside counted on `stale` while its entry changed.
+    private func resolveUnderLock(_ range: MemoryRange, retaining: Bool, undoing stale: MRCacheRegionRecord?) throws(RDMAError) -> KeyResolution {
         var dropped: [AnyObject] = []
         defer { deregister(dropped) }
         return try state.withLock { (index) throws(RDMAError) -> KeyResolution in
+            if let stale { dropped = index.undoStaleHit(stale, retaining: retaining) }
             if isEnabled, let found = index.hit(range, retaining: retaining) { return found }
             index.counters.misses += 1
             let maxSize = UInt(domain.attributes.maxMemoryRegionSize) & ~pageMask
@@ -136,8 +160,10 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
             } catch {
                 throw .registrationFailed(error)
             }
-            dropped = index.add(region, lkey: region.lkey, coverage: coverage, retaining: retaining,
-                                isReusable: isEnabled, absorbing: absorbed)
+            let added = index.add(region, lkey: region.lkey, coverage: coverage, retaining: retaining,
+                                  isReusable: isEnabled, absorbing: absorbed, lookedUp: range.address)
+            // Not `+=`, which allocates even when both are empty.
+            if dropped.isEmpty { dropped = added } else { dropped += added }
             return KeyResolution(lkey: region.lkey, coverage: coverage)
         }
     }
