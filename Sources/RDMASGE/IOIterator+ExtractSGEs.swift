@@ -131,8 +131,25 @@ extension SGE {
     @inlinable
     public var pageCount: Int {
         let start = UInt(truncatingIfNeeded: address)
-        let end = start &+ UInt(length) &+ pageMask
-        let count = Int(truncatingIfNeeded: end &>> pageShift &- start &>> pageShift)
-        return length == 0 ? 0 : count
+        let last = start &+ UInt(length) &+ pageMask
+        // An empty SGE counts from where it ends, so that it counts no page.
+        let first = length == 0 ? last : start
+        return Int(truncatingIfNeeded: last &>> pageShift &- first &>> pageShift)
+    }
+
+    /// The pages all of `sges` occupy together, counted SGE by SGE (``pageCount``) in
+    /// one pass over their memory.
+    @inlinable
+    public static func pageCount<C: Collection<SGE>>(of sges: C) -> Int {
+        if let count = sges.withContiguousStorageIfAvailable({ buffer in
+            var count = 0
+            for sge in buffer { count &+= sge.pageCount }
+            return count
+        }) {
+            return count
+        }
+        var count = 0
+        for sge in sges { count &+= sge.pageCount }
+        return count
     }
 }

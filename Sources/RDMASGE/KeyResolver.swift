@@ -56,9 +56,7 @@ extension KeyResolver {
     @inlinable
     public func release<C: Collection<SGE>>(extractedSGEs sges: C, pinned: Bool, ledger: PinLedger = .shared) {
         if pinned {
-            var pageCount = 0
-            for sge in sges { pageCount &+= sge.pageCount }
-            ledger.unpin(sges.lazy.flatMap(\.pages), count: pageCount)
+            ledger.unpin(sges.lazy.flatMap(\.pages), count: SGE.pageCount(of: sges))
         }
         for sge in sges { release(lkey: sge.lkey) }
     }

@@ -36,4 +36,19 @@ struct SGELayoutTests {
         #expect(SGE(address: page - 1, length: 2, lkey: 1).pageCount == 2)
         #expect(SGE(address: page, length: UInt32(page), lkey: 1).pageCount == 1)
     }
+
+    @Test("pageCount(of:) sums the pages of every SGE, from contiguous storage or not")
+    func pageCountOfCollection() {
+        var random = SplitMix64(seed: 0x5e6e)
+        let sges = (0..<200).map { _ in
+            SGE(address: random.next() % (1 << 40), length: UInt32(random.next() % 70_000) * UInt32(random.next() % 2),
+                lkey: 1)
+        }
+        let expected = sges.reduce(0) { $0 + $1.pages.count }
+        #expect(expected > 0)
+        #expect(SGE.pageCount(of: sges) == expected)
+        #expect(SGE.pageCount(of: sges[50...]) == sges[50...].reduce(0) { $0 + $1.pages.count })
+        #expect(SGE.pageCount(of: sges.lazy.map { $0 }) == expected)
+        #expect(SGE.pageCount(of: [SGE]()) == 0)
+    }
 }
