@@ -37,7 +37,7 @@ public struct RegionTable: KeyResolver, Sendable {
         guard !coverage.isEmpty else { throw .zeroLength(address: coverage.lowerBound) }
         let position = firstRegion(endingAfter: coverage.lowerBound)
         if position < regions.count, regions[position].coverage.overlaps(coverage) {
-            throw .overlappingRegion(address: coverage.lowerBound, length: Int(coverage.upperBound - coverage.lowerBound))
+            throw .overlappingRegion(address: coverage.lowerBound, length: Int(clamping: coverage.upperBound - coverage.lowerBound))
         }
         regions.insert(region, at: position)
     }

@@ -86,7 +86,7 @@ struct SGEBuilder<Keys: KeyResolver> {
             let contiguous = isOpen && address == openAddress &+ UInt(openLength) && openLength < maxLength
             if contiguous, address < coverageEnd {
                 // Inside the open SGE's region: grow it, no lookup.
-                let step = Swift.min(left, Int(coverageEnd &- address), maxLength &- openLength)
+                let step = Swift.min(left, Int(clamping: coverageEnd &- address), maxLength &- openLength)
                 openLength &+= step
                 address &+= UInt(step)
                 left &-= step
@@ -122,7 +122,7 @@ struct SGEBuilder<Keys: KeyResolver> {
             coverageStart = resolution.coverage.lowerBound
             coverageEnd = resolution.coverage.upperBound
             if isOpen { write(to: &output) }
-            let length = Swift.min(left, Int(coverageEnd &- address), maxLength)
+            let length = Swift.min(left, Int(clamping: coverageEnd &- address), maxLength)
             openAddress = address
             openLength = length
             openKey = lkey

@@ -83,6 +83,20 @@ struct NoTraceTests {
         let ledger = PinLedger(mode: .exact)
         var iterator = IOIterator(ubufAt: UInt.max - 10, count: 100, direction: .source)
         expectNoTrace(&iterator, keys: keys, ledger: ledger, error: .addressOverflow(address: UInt.max - 10, length: 100))
+        // The same in an IOVEC, after segments the segment loop already turned into SGEs
+        // (written into the array, some merged), and partway into its first segment.
+        let segments = [iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x10000), iov_len: 5000),
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x10000 + 5000), iov_len: 300),
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x40000), iov_len: 70),
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt.max - 10), iov_len: 100)]
+        segments.withUnsafeBufferPointer { segments in
+            for maxSGEs in [2, 64] {
+                var vector = IOIterator(iovecs: segments, direction: .source)
+                vector.advance(17)
+                expectNoTrace(&vector, keys: keys, ledger: ledger, error: .addressOverflow(address: UInt.max - 10, length: 100),
+                              maxSGEs: maxSGEs)
+            }
+        }
     }
 
     @Test("the pin limit, with MR-cache references taken first")
