@@ -106,4 +106,22 @@ struct BadInputTests {
         #expect(iterator.count == 100 && pages == sentinel && pipe.occupancy == 0)
         pool.release(hog)
     }
+
+    @Test("isDirect: a range is direct unless a mapping shows memory somewhere in it")
+    func directRanges() throws {
+        let pool = try PagePool(pageCount: 8)
+        let pages = try pool.allocatePages(count: 4, arrangement: .swappedHalves)
+        let mapping = try VirtualMapping(pages: pages, of: pool)
+        let start = UInt(bitPattern: mapping.baseAddress)
+        let end = start + UInt(4 * pageSize)
+        #expect(!AddressTranslation.isDirect(from: start, to: end))
+        #expect(!AddressTranslation.isDirect(from: start + 5, to: start + 6))
+        #expect(!AddressTranslation.isDirect(from: start - 1, to: start + 1), "overlapping the start")
+        #expect(!AddressTranslation.isDirect(from: end - 1, to: end + 100), "overlapping the end")
+        // The pool's own memory is never a mapping (other tests' mappings may sit anywhere else).
+        #expect(AddressTranslation.isDirect(from: pool.addressRange.lowerBound, to: pool.addressRange.upperBound))
+        // PagesOfRange follows the same answer: the mapped range yields pool pages, not its own frames.
+        #expect(Array(MemoryRange(address: start, length: 4 * pageSize).pages) == pages)
+        withExtendedLifetime(mapping) {}
+    }
 }

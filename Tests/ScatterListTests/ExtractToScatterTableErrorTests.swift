@@ -130,6 +130,29 @@ struct ExtractToScatterTableErrorTests {
             try iterator.extract(maxSize: .max, into: table, maxEntries: 8, ledger: ledger)
         }
         #expect(iterator.count == 0x2000 && table.isEmpty && ledger.isEmpty)
+
+        // The same in an IOVEC, after segments the segment loop already added as entries
+        // (into the current chunk and the next), at both granularities.
+        let pool = try PagePool(pageCount: 8)
+        let base = pool.baseAddress
+        let segments = [iovec(iov_base: base + 100, iov_len: 3 * pageSize),
+                        iovec(iov_base: base + 5 * pageSize, iov_len: 10),
+                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: address), iov_len: 0x2000)]
+        let earlier = ScatterEntry(page: Page(frame: 1), offset: 0, length: 1)
+        segments.withUnsafeBufferPointer { segments in
+            for granularity in [ScatterGranularity.kernel, .merged(maxSegment: 2 * pageSize)] {
+                let chained = ScatterTable(chunkCapacity: 3)
+                chained.append(earlier)
+                var vector = IOIterator(iovecs: segments, direction: .source)
+                let count = vector.count
+                #expect(throws: ScatterListError.iterator(.addressOverflow(address: address, length: 0x2000))) {
+                    try vector.extract(maxSize: .max, into: chained, maxEntries: 16, granularity: granularity, ledger: ledger)
+                }
+                #expect(vector.count == count && vector.remainingSegmentCount == 3)
+                #expect(Array(chained) == [earlier] && ledger.isEmpty)
+                chained.removeAll()
+            }
+        }
     }
 
     // MARK: The kernel's 2026 bugs
