@@ -50,6 +50,12 @@ extension SGEBuilder {
     /// in registers: per segment a handful of compares and, when an SGE closes, one
     /// store. Leaves `position` at the first piece it did not take (empty segments
     /// are skipped) and the last SGE open in the builder, as ``append(_:to:)`` expects.
+    ///
+    /// One call takes at most `UInt32.max` bytes, so that no piece it takes is too
+    /// long for one SGE; ``appendSegments(_:offset:limit:checksOverflow:to:range:)``
+    /// goes on from there. An empty segment anywhere but at the open SGE's end is
+    /// skipped by the same path when it lies outside the region (an `iovec` of
+    /// `NULL, 0`), so the loop tests for emptiness only where an SGE would open.
     @inlinable
     mutating func appendInPlace<Segment>(
         _ segments: UnsafeBufferPointer<Segment>, at position: inout SegmentPosition, limit: Int,
@@ -60,32 +66,36 @@ extension SGEBuilder {
         let lkey = self.lkey
         let coverageStart = self.coverageStart
         let coverageEnd = self.coverageEnd
+        let budget = Swift.min(limit &- position.bytes, Int(UInt32.max))
+        var remaining = budget
         // Every SGE opened closes the one before, which then takes a slot in the buffer;
         // `opensLeft` counts the SGEs that may still open (maxSGEs bounds it too).
         var opensLeft = Swift.min(maxSGEs &- opened, buffer.count &- initialized &+ (isOpen ? 0 : 1))
-        var next = segments.baseAddress! + position.index
-        let end = segments.baseAddress! + segments.count
-        var remaining = limit &- position.bytes
-        var piece = range(next.pointee)
+        // Segments are walked with a negative byte offset that counts up to the end, so
+        // that stepping and testing for the end is one addition.
+        let end = UnsafeRawPointer(segments.baseAddress! + segments.count)
+        let stride = MemoryLayout<Segment>.stride
+        var offset = (position.index &- segments.count) &* stride
+        func segment(at offset: Int) -> Segment { (end + offset).assumingMemoryBound(to: Segment.self).pointee }
+        var piece = range(segment(at: offset))
         piece.address &+= UInt(position.offset)
         piece.length &-= position.offset
         if !isOpen {
             // Open the first SGE here, so that the loop below always has one open.
             while piece.length == 0 {
-                next += 1
-                guard next < end else {
+                offset &+= stride
+                guard offset < 0 else {
                     position.index = segments.count
                     position.offset = 0
                     return
                 }
-                piece = range(next.pointee)
+                piece = range(segment(at: offset))
             }
             let length = Swift.min(piece.length, remaining)
             let last = piece.address &+ UInt(length)
-            guard opensLeft > 0, last >= piece.address, piece.address >= coverageStart, last <= coverageEnd,
-                  UInt(length) <= maxLength else {
-                position.index = next - segments.baseAddress!
-                position.offset = Int(piece.address &- range(next.pointee).address)
+            guard opensLeft > 0, last >= piece.address, piece.address >= coverageStart, last <= coverageEnd else {
+                position.index = segments.count &+ offset / stride
+                position.offset = Int(piece.address &- range(segment(at: offset)).address)
                 return
             }
             opensLeft &-= 1
@@ -96,49 +106,48 @@ extension SGEBuilder {
             openKey = lkey
         }
         guard openKey == lkey else { return }
-        var out = buffer.baseAddress! + initialized
+        let first = buffer.baseAddress! + initialized
+        var out = first
+        let outEnd = first + opensLeft
         var openStart = openAddress
         var openEnd = openAddress &+ UInt(openLength)
-        var pages = 0
-        let opensAvailable = opensLeft
+        // The closed SGEs' pages, less one each: the last page's number less the first's.
+        var pageSpans = 0
         while true {
             let length = Swift.min(piece.length, remaining)
-            if length > 0 {
-                let last = piece.address &+ UInt(length)
-                guard last >= piece.address, piece.address >= coverageStart, last <= coverageEnd else { break }
-                if piece.address == openEnd {
-                    // Filling an SGE to its limit and carrying on is for the general path.
-                    guard last &- openStart <= maxLength else { break }
-                    openEnd = last
-                } else {
-                    guard opensLeft > 0, UInt(length) <= maxLength else { break }
-                    let sge = SGE(address: UInt64(openStart), length: UInt32(truncatingIfNeeded: openEnd &- openStart), lkey: lkey)
-                    out.initialize(to: sge)
-                    out += 1
-                    pages &+= sge.pageCount
-                    opensLeft &-= 1
-                    openStart = piece.address
-                    openEnd = last
-                }
-                remaining &-= length
-                if remaining == 0 {
-                    // The limit ends the walk, inside this segment or at its end.
-                    piece.address = last
-                    break
-                }
+            let last = piece.address &+ UInt(bitPattern: length)
+            guard last >= piece.address, piece.address >= coverageStart, last <= coverageEnd else { break }
+            if piece.address == openEnd {
+                // Filling an SGE to its limit and carrying on is for the general path.
+                guard last &- openStart <= maxLength else { break }
+                openEnd = last
+            } else if length > 0 {
+                guard out < outEnd else { break }
+                out.initialize(to: SGE(address: UInt64(openStart), length: UInt32(truncatingIfNeeded: openEnd &- openStart), lkey: lkey))
+                out += 1
+                pageSpans &+= Int(bitPattern: (openEnd &- 1) &>> pageShift) &- Int(bitPattern: openStart &>> pageShift)
+                openStart = piece.address
+                openEnd = last
             }
-            next += 1
-            guard next < end else { break }
-            piece = range(next.pointee)
+            remaining &-= length
+            if remaining == 0 {
+                // The limit ends the walk, inside this segment or at its end.
+                piece.address = last
+                break
+            }
+            offset &+= stride
+            guard offset < 0 else { break }
+            piece = range(segment(at: offset))
         }
-        position.bytes = limit &- remaining
-        position.index = next - segments.baseAddress!
-        position.offset = next < end ? Int(piece.address &- range(next.pointee).address) : 0
-        opened &+= opensAvailable &- opensLeft
+        let closed = out - first
+        position.bytes &+= budget &- remaining
+        position.index = segments.count &+ offset / stride
+        position.offset = offset < 0 ? Int(piece.address &- range(segment(at: offset)).address) : 0
+        opened &+= closed
         openAddress = openStart
         openLength = Int(openEnd &- openStart)
-        pageCount &+= pages
-        initialized = out - buffer.baseAddress!
+        pageCount &+= pageSpans &+ closed
+        initialized &+= closed
     }
 }
 

@@ -194,6 +194,47 @@ struct ExtractionTests {
         }
     }
 
+
+    @Test("more than UInt32.max bytes of separate segments, with empty NULL segments between them",
+          arguments: [IOIteratorKind.kvec, .iovec])
+    func manyGigabytesAndEmptySegments(kind: IOIteratorKind) throws {
+        // The segment loop takes at most UInt32.max bytes per pass and leaves an empty
+        // segment outside the region to the general path; neither may show in the SGEs.
+        let base: UInt = 1 << 40
+        let gap = 1 << 20
+        let size = (3 << 30) - 7
+        let keys = SingleKeyResolver(lkey: 9, coverage: base..<base + (1 << 36), access: [])
+        var segments: [iovec] = []
+        var expected: [SGE] = []
+        var address = base + 5
+        var total = 0
+        for index in 0..<5 {
+            // The middle segment is too long for one SGE: it opens mid-walk, and splits.
+            let length = index == 2 ? Int(UInt32.max) + 3 : size
+            segments.append(iovec(iov_base: UnsafeMutableRawPointer(bitPattern: address), iov_len: length))
+            expected.append(SGE(address: UInt64(address), length: UInt32(Swift.min(length, Int(UInt32.max))), lkey: 9))
+            if length > Int(UInt32.max) {
+                expected.append(SGE(address: UInt64(address) + UInt64(UInt32.max), length: 3, lkey: 9))
+            }
+            if index % 2 == 0 { segments.append(iovec(iov_base: nil, iov_len: 0)) }
+            address += UInt(length + gap)
+            total += length
+        }
+        try segments.withUnsafeBufferPointer { (segments) throws -> Void in
+            var iterator = kind == .iovec ? IOIterator(iovecs: segments, direction: .source)
+                                          : IOIterator(kvecs: segments, direction: .source)
+            var sges: [SGE] = []
+            sges.reserveCapacity(8)
+            let ledger = PinLedger(mode: .counting)
+            #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: keys, ledger: ledger) == total)
+            #expect(sges == expected)
+            #expect(iterator.count == 0)
+            let pages = kind == .iovec ? expected.reduce(0) { $0 + $1.pageCount } : 0
+            #expect(ledger.pinnedPageCount == pages)
+            iterator.release(extractedSGEs: sges, keys: keys, ledger: ledger)
+            #expect(ledger.isEmpty)
+        }
+    }
     @Test("appending within reserved capacity keeps the caller's storage")
     func noReallocation() throws {
         let whole = WholeBuffer()
