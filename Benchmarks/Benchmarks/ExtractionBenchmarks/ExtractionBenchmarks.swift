@@ -167,6 +167,7 @@ let benchmarks: @Sendable () -> Void = {
     // Lower bounds for the IOVEC-1024 row: the C loop a programmer writes by hand, and
     // copying the output array's bytes (the memory-traffic floor).
     let iovec1024 = workloads.first { $0.name == "IOVEC-1024" }!
+    let singleKey1024 = SingleKeyResolver(lkey: lkey, coverage: iovec1024.coverage, access: [.localWrite, .remoteRead])
     Benchmark("c-loop/IOVEC-1024") { benchmark in
         let output = UnsafeMutableBufferPointer<baseline_sge>.allocate(capacity: 1024)
         defer { output.deallocate() }
@@ -174,6 +175,30 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             blackHole(baseline_iovec_to_sge(iovec1024.segments.baseAddress, 1024, output.baseAddress, 1024, lkey))
         }
+    }
+    // The C loop again with the checks extraction makes (byte limit, empty segments,
+    // wrap, the key's coverage, merging, pages counted for pins): the same SGEs, checked
+    // once here, so that the difference to the plain loop is the contract's cost.
+    Benchmark("c-loop-checked/IOVEC-1024") { benchmark in
+        let output = UnsafeMutableBufferPointer<baseline_sge>.allocate(capacity: 1024)
+        defer { output.deallocate() }
+        let coverage = iovec1024.coverage
+        var bytes = 0
+        var pages = 0
+        func convert() -> Int {
+            baseline_iovec_to_sge_checked(iovec1024.segments.baseAddress, 1024, output.baseAddress, 1024, lkey,
+                                          coverage.lowerBound, coverage.upperBound, .max, &bytes, &pages)
+        }
+        var iterator = iovec1024.makeIterator()
+        var sges: [SGE] = []
+        sges.reserveCapacity(1024)
+        let extracted = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: singleKey1024, ledger: ledger)
+        iterator.release(extractedSGEs: sges, keys: singleKey1024, ledger: ledger)
+        let written = convert()
+        precondition(written == sges.count && bytes == extracted && pages == SGE.pageCount(of: sges)
+                     && memcmp(output.baseAddress!, sges, 16 * written) == 0, "the checked C loop describes other SGEs")
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(convert()) }
     }
     Benchmark("memcpy/IOVEC-1024") { benchmark in
         let source = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024 * 16, alignment: 16)

@@ -15,4 +15,14 @@ struct baseline_sge {
 /// Returns the number of SGEs written (at most max_sges).
 size_t baseline_iovec_to_sge(const struct iovec *iov, size_t count,
                              struct baseline_sge *sges, size_t max_sges, uint32_t lkey);
+
+/// The same by hand with the checks extraction makes (the contract's, not Swift's):
+/// at most max_bytes bytes, empty iovecs skipped, a range that wraps or leaves
+/// [coverage_start, coverage_end) stops the walk, contiguous iovecs merge up to
+/// UINT32_MAX bytes, and the pages of every SGE are counted for pinning (*pages).
+/// Returns the number of SGEs written; *bytes is what they describe.
+size_t baseline_iovec_to_sge_checked(const struct iovec *iov, size_t count,
+                                     struct baseline_sge *sges, size_t max_sges, uint32_t lkey,
+                                     uintptr_t coverage_start, uintptr_t coverage_end,
+                                     size_t max_bytes, size_t *bytes, size_t *pages);
 #endif
