@@ -29,6 +29,11 @@ public struct ScatterEntry: Hashable, Sendable, CustomStringConvertible {
 
     /// A data entry.
     public init(page: Page, offset: Int, length: Int) {
+        self.init(page: page, offset: offset, length: length, isPinned: false)
+    }
+
+    /// A data entry, pinned or not: every field written at once.
+    init(page: Page, offset: Int, length: Int, isPinned: Bool) {
         precondition(offset >= 0 && length >= 0, "a scatter entry has a non-negative offset and length")
         self.page = page
         self.offset = offset
@@ -37,7 +42,7 @@ public struct ScatterEntry: Hashable, Sendable, CustomStringConvertible {
         self.dmaLength = 0
         self.isChainLink = false
         self.isEnd = false
-        self.isPinned = false
+        self.isPinned = isPinned
     }
 
     /// An empty slot (page 0, no bytes), as a freshly allocated table holds.

@@ -73,8 +73,7 @@ extension ScatterEntryBuilder {
                             : Shape.merges ? Swift.min(left, entryLimit) : left
                         let page = Page(frame: address >> UInt(pageShift))
                         if cursor.room > 0, let slot = cursor.slot {
-                            slot.pointee = ScatterEntry(page: page, offset: pageOffset, length: length)
-                            slot.pointee.isPinned = pinMark
+                            slot.pointee = ScatterEntry(page: page, offset: pageOffset, length: length, isPinned: pinMark)
                             if pinMark { cursor.pinnedCount &+= 1 }
                             cursor.last = slot
                             cursor.slot = slot + 1
@@ -123,9 +122,16 @@ extension ScatterEntryBuilder {
         let pinMark = pins
         var slot = first
         var slotsLeft = Swift.min(cursor.room, endEntry &- cursor.count)
-        var last = cursor.count > firstEntry ? cursor.last : nil
-        var lastEnd = last.map { $0.pointee.address &+ UInt(bitPattern: $0.pointee.length) } ?? 0
-        var lastLength = last?.pointee.length ?? 0
+        // The entry a piece may grow, and where it ends. With none, the end is one no
+        // piece can start at (a piece there would wrap, which stops the loop first).
+        var last = first
+        var lastEnd = UInt.max
+        var lastLength = 0
+        if cursor.count > firstEntry, let entry = cursor.last {
+            last = entry
+            lastEnd = entry.pointee.address &+ UInt(bitPattern: entry.pointee.length)
+            lastLength = entry.pointee.length
+        }
         let base = segments.baseAddress!
         let end = base + segments.count
         var next = base + index
@@ -139,14 +145,13 @@ extension ScatterEntryBuilder {
                 let address = piece.address
                 let stop = address &+ UInt(bitPattern: length)
                 guard stop >= address, !translatesAddresses || AddressTranslation.isDirect(from: address, to: stop) else { break }
-                if Shape.merges, let last, address == lastEnd, lastLength &+ length <= entryLimit {
+                if Shape.merges, address == lastEnd, lastLength &+ length <= entryLimit {
                     lastLength &+= length
                     last.pointee.length = lastLength
                 } else {
                     guard slotsLeft > 0, length <= entryLimit else { break }
                     slot.pointee = ScatterEntry(page: Page(frame: address &>> UInt(pageShift)),
-                                                offset: Int(bitPattern: address & pageMask), length: length)
-                    slot.pointee.isPinned = pinMark
+                                                offset: Int(bitPattern: address & pageMask), length: length, isPinned: pinMark)
                     last = slot
                     lastLength = length
                     slot += 1
