@@ -187,8 +187,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
             state.pointee.room = dataSlotsPerChunk - index % dataSlotsPerChunk
         }
         let entry = state.pointee.slot!
-        entry.pointee = ScatterEntry(page: page, offset: offset, length: length)
-        entry.pointee.isPinned = pinned
+        entry.pointee = ScatterEntry(page: page, offset: offset, length: length, isPinned: pinned)
         if pinned { state.pointee.pinnedCount += 1 }
         state.pointee.count += 1
         state.pointee.slot = entry + 1

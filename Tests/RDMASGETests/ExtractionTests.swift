@@ -194,7 +194,6 @@ struct ExtractionTests {
         }
     }
 
-
     @Test("more than UInt32.max bytes of separate segments, with empty NULL segments between them",
           arguments: [IOIteratorKind.kvec, .iovec])
     func manyGigabytesAndEmptySegments(kind: IOIteratorKind) throws {
@@ -235,6 +234,7 @@ struct ExtractionTests {
             #expect(ledger.isEmpty)
         }
     }
+
     @Test("appending within reserved capacity keeps the caller's storage")
     func noReallocation() throws {
         let whole = WholeBuffer()

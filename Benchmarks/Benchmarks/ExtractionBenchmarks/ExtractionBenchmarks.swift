@@ -29,7 +29,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Each row times one call per sample, so that its allocation count per call is exact;
-    // its time then includes the harness's floor (`baseline/empty`, 140–200 ns here) and
+    // its time then includes the harness's floor (`baseline/empty`, 100–210 ns here) and
     // a start from state the harness disturbed. The workloads the targets name run again
     // as `steady-` rows: 1,000 calls per sample, reported per call (steady state).
     let steady = Benchmark.Configuration(scalingFactor: .kilo)
