@@ -40,7 +40,12 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
     }
 
     public func close() throws(VerbsError) {
-        device.state.withLock { $0.destroyPair(number) }
+        try device.state.withLock { (state) throws(VerbsError) in
+            if state.pairs[number] != nil, state.faults.destroyFails() {
+                throw VerbsError(.destroyQueuePair, errno: EBUSY, "injected destruction failure")
+            }
+            state.destroyPair(number)
+        }
     }
 
     deinit { device.state.withLock { $0.destroyPair(number) } }

@@ -300,6 +300,10 @@ struct SoftVerbsState {
             queues[queue]!.head += 1
             completions[moved] = entry.completion
             moved += 1
+            if moved < completions.count, faults.completionRepeats() {
+                completions[moved] = entry.completion
+                moved += 1
+            }
             if pairs[entry.pair] != nil {
                 pairs[entry.pair]!.sendSlots = max(0, pairs[entry.pair]!.sendSlots - entry.sendSlots)
                 pairs[entry.pair]!.receiveSlots = max(0, pairs[entry.pair]!.receiveSlots - entry.receiveSlots)
@@ -308,6 +312,10 @@ struct SoftVerbsState {
         if queues[queue]!.head == queues[queue]!.entries.count {
             queues[queue]!.entries.removeAll(keepingCapacity: true)
             queues[queue]!.head = 0
+        }
+        if moved > 1, faults.pollReverses() {
+            var batch = UnsafeMutableBufferPointer(rebasing: completions[..<moved])
+            batch.reverse()
         }
         return moved
     }

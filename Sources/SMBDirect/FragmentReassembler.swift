@@ -1,8 +1,8 @@
 /// Joins the fragments of upper-layer messages (MS-SMBD 2.2.3: DataLength and
 /// RemainingDataLength) into whole messages, within the negotiated fragmented size.
 ///
-/// The buffer is reused from message to message; each finished message is copied out
-/// once, because the receive buffers it came in are reposted at once.
+/// Each finished message is handed out whole and the buffer starts again empty, so
+/// that between messages the reassembler holds no memory.
 public struct FragmentReassembler: Sendable {
     /// The largest message accepted.
     public let maxMessageSize: Int
@@ -14,6 +14,9 @@ public struct FragmentReassembler: Sendable {
         precondition(maxMessageSize > 0, "messages have at least one byte")
         self.maxMessageSize = maxMessageSize
     }
+
+    /// The bytes the reassembler holds: the buffer of the message being reassembled.
+    public var reservedBytes: Int { buffer.capacity }
 
     /// Whether a message is partly reassembled.
     public var isReassembling: Bool { expectedRemaining != nil }
@@ -33,7 +36,6 @@ public struct FragmentReassembler: Sendable {
             let total = length + Int(remaining)
             guard total <= maxMessageSize else { throw .fragmentedMessageTooLong(length: total, limit: maxMessageSize) }
             if remaining == 0 { return Array(payload) }
-            buffer.removeAll(keepingCapacity: true)
             buffer.reserveCapacity(total)
         }
         buffer.append(contentsOf: payload)
@@ -42,6 +44,7 @@ public struct FragmentReassembler: Sendable {
             return nil
         }
         expectedRemaining = nil
+        defer { buffer = [] }
         return buffer
     }
 }

@@ -27,11 +27,16 @@ public struct SMBDirectConfiguration: Hashable, Sendable {
     public var timeout: Duration
     /// The most RDMA READ or WRITE requests outstanding at once.
     public var maxRDMAOperations: Int
+    /// The bytes of received messages held for the application before receives are
+    /// no longer reposted (1 MiB): beyond it, credits are granted back only as the
+    /// application reads, so a peer cannot grow the connection's memory (see
+    /// ``SMBDirectConnection/receiveMemoryBound``).
+    public var maxReceiveBacklog: Int
 
     public init(receiveCreditMax: Int = 255, sendCreditTarget: Int = 255, maxSendSize: Int = 1364,
                 maxReceiveSize: Int = 8192, maxFragmentedSize: Int = 1 << 20, maxReadWriteSize: Int = 1 << 20,
                 maxPayloadSGEs: Int = 5, maxCreditsPerGrant: Int = .max, keepaliveInterval: Duration = .seconds(120),
-                timeout: Duration = .seconds(30), maxRDMAOperations: Int = 16) {
+                timeout: Duration = .seconds(30), maxRDMAOperations: Int = 16, maxReceiveBacklog: Int = 1 << 20) {
         precondition((1...Int(UInt16.max)).contains(receiveCreditMax), "receiveCreditMax is 1...65535")
         precondition((1...Int(UInt16.max)).contains(sendCreditTarget), "sendCreditTarget is 1...65535")
         precondition(maxSendSize > SMBDirectDataTransfer.payloadOffset && maxSendSize <= Int(UInt32.max),
@@ -44,6 +49,7 @@ public struct SMBDirectConfiguration: Hashable, Sendable {
         precondition(maxPayloadSGEs > 0, "a send carries at least one payload SGE")
         precondition(maxCreditsPerGrant > 0, "a grant gives at least one credit")
         precondition(maxRDMAOperations > 0, "at least one RDMA operation may be outstanding")
+        precondition(maxReceiveBacklog > 0, "the receive backlog holds at least one byte")
         self.receiveCreditMax = receiveCreditMax
         self.sendCreditTarget = sendCreditTarget
         self.maxSendSize = maxSendSize
@@ -55,6 +61,7 @@ public struct SMBDirectConfiguration: Hashable, Sendable {
         self.keepaliveInterval = keepaliveInterval
         self.timeout = timeout
         self.maxRDMAOperations = maxRDMAOperations
+        self.maxReceiveBacklog = maxReceiveBacklog
     }
 
     /// The Negotiate Request an initiator with this configuration sends (MS-SMBD 3.1.5.2).

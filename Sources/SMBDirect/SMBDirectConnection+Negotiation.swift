@@ -96,6 +96,7 @@ extension SMBDirectConnection {
             releaseSendSlot(slot)
             throw fail(.verbs(error))
         }
+        sendSlots[slot].inFlight = true
         sendsInFlight += 1
     }
 }

@@ -77,10 +77,10 @@ extension SMBDirectConnection {
         try checkUsable()
         guard state == .connected, let limits else { throw .notConnected }
         let total = descriptors.reduce(0) { $0 + Int($1.length) }
-        precondition(total <= local.count, "the local buffer holds \(local.count) of \(total) bytes")
         guard total <= limits.maxReadWriteSize else {
             throw fail(.malformed(.transferTooLong(length: total, limit: limits.maxReadWriteSize)))
         }
+        guard total <= local.count else { throw .descriptorsExceedBuffer(length: total, bufferSize: local.count) }
         var offset = 0
         for (index, descriptor) in descriptors.enumerated() {
             if rdmaInFlight >= configuration.maxRDMAOperations {

@@ -21,7 +21,8 @@ extension SMBDirectConnection {
     ///
     /// Mirrors the kernel's `smbd_send` and `smbd_post_send_iter`.
     ///
-    /// - Throws: ``SMBDirectError/messageTooLarge(length:limit:)`` beyond the peer's
+    /// - Throws: ``SMBDirectError/emptyMessage`` for a message without a byte,
+    ///   ``SMBDirectError/messageTooLarge(length:limit:)`` beyond the peer's
     ///   reassembly size, and ``SMBDirectError/extraction(_:)`` when the first
     ///   fragment cannot be extracted, without sending anything; after that, any
     ///   error ends the connection.
@@ -31,7 +32,7 @@ extension SMBDirectConnection {
         try checkUsable()
         guard state == .connected, let limits else { throw .notConnected }
         let total = prefix.count + payload.count
-        precondition(total > 0, "an upper-layer message has at least one byte")
+        guard total > 0 else { throw .emptyMessage }
         guard total <= limits.maxFragmentedSendSize else { throw .messageTooLarge(length: total, limit: limits.maxFragmentedSendSize) }
         let retention: any KeyResolver = keys
         let room = limits.maxPayloadPerMessage

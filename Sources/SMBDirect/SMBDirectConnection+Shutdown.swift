@@ -50,9 +50,15 @@ extension SMBDirectConnection {
     }
 
     /// Moves the queue pair to the error state, which flushes every outstanding
-    /// request, and polls until each has reported; then destroys the queue pair and
-    /// completion queue, deregisters the buffers, releases what unfinished sends
-    /// retained and deregisters every idle registration of the connection's caches.
+    /// request, and polls until each has reported (or the configured timeout has
+    /// passed); then destroys the queue pair and completion queue, deregisters the
+    /// buffers, releases what unfinished sends retained and deregisters every idle
+    /// registration of the connection's caches.
+    ///
+    /// Memory is freed only once the queue pair is gone, since until then the device
+    /// may still read or write it. When the queue pair cannot be destroyed, the
+    /// arena and what unfinished sends retained are kept, leaked on purpose, and
+    /// ``teardownError`` says why.
     ///
     /// Registrations still held by the caller stay valid until their
     /// ``release(_:)``, which deregisters them.
@@ -62,14 +68,26 @@ extension SMBDirectConnection {
         try? queuePair.modify(to: .error, remote: nil)
         for index in unhandledCompletions { account(completions[index]) }
         unhandledCompletions = 0..<0
-        var polls = 0
-        while sendsInFlight > 0 || receivesInFlight > 0 || rdmaInFlight > 0, polls < 1 << 20 {
-            polls += 1
-            if let completion = try? completionQueue.poll() { account(completion) }
+        let deadline = ContinuousClock.now.advanced(by: configuration.timeout)
+        while sendsInFlight > 0 || receivesInFlight > 0 || rdmaInFlight > 0 {
+            let polled = (try? completionQueue.poll(into: completions)) ?? 0
+            for index in 0..<polled { account(completions[index]) }
+            if polled == 0, ContinuousClock.now > deadline { break }
         }
-        try? queuePair.close()
-        // With the queue pair gone the device touches none of this memory any more.
-        for slot in 0..<sendSlotCount where sendSlots[slot].payloadSGEs > 0 { releaseSendSlot(slot) }
+        do {
+            try queuePair.close()
+        } catch {
+            teardownError = error
+            return
+        }
+        // With the queue pair gone the device touches none of this memory any more,
+        // and what never reported never will.
+        for slot in 0..<sendSlotCount where sendSlots[slot].inFlight { releaseSendSlot(slot) }
+        for slot in 0..<receiveSlotCount { receivePosted[slot] = false }
+        sendsInFlight = 0
+        receivesInFlight = 0
+        rdmaInFlight = 0
+        parkedReceives.removeAll()
         try? arenaRegion.deregister()
         try? completionQueue.close()
         arena.deallocate()
@@ -78,5 +96,6 @@ extension SMBDirectConnection {
         peerWritableRegistrations.flush()
         inbox.removeAll()
         inboxHead = 0
+        inboxBytes = 0
     }
 }

@@ -20,7 +20,12 @@ import RDMASGE
 /// receive. Payload is never copied on the send side: each message is SGE 0 (its
 /// header) plus SGEs extracted straight from the caller's iterator, as the kernel's
 /// SMB client builds them. Received messages are copied once out of the receive
-/// buffers, so that the buffers can be reposted at once and granted back.
+/// buffers; a buffer is reposted, and its credit granted back, at once while the
+/// messages held for the application stay under
+/// ``SMBDirectConfiguration/maxReceiveBacklog`` bytes, and only as the application
+/// reads them beyond that. A peer can make the connection hold at most
+/// ``receiveMemoryBound`` bytes of received data, whatever it sends: a message
+/// without a credit, or of an unexpected kind, ends the connection.
 ///
 /// Driving: nothing happens in the background. ``progress()`` processes completions
 /// without blocking; blocking operations call it in a loop and, while nothing
@@ -58,6 +63,8 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
 
     /// What a send slot's payload SGEs retain, to be released when the send completes.
     struct SendSlot {
+        /// Whether the slot's send is posted and has not completed.
+        var inFlight = false
         var payloadSGEs = 0
         var keys: (any KeyResolver)?
         var pinned = false
@@ -107,6 +114,15 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     var reassembler: FragmentReassembler
     var inbox: [[UInt8]] = []
     var inboxHead = 0
+    /// The bytes of the messages in ``inbox`` that the application has not read.
+    var inboxBytes = 0
+    /// Whether each receive slot is posted and has not completed.
+    var receivePosted: [Bool]
+    /// Receive slots that completed while unread messages filled the backlog (a
+    /// message being reassembled does not count: only whole messages can be read):
+    /// reposted as the
+    /// application reads, so that the peer's credits follow what was consumed.
+    var parkedReceives: [Int] = []
     var sendsInFlight = 0
     var receivesInFlight = 0
     var rdmaInFlight = 0
@@ -117,6 +133,10 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     var lastArrival = ContinuousClock.now
     var keepaliveSentAt: ContinuousClock.Instant?
     var isTornDown = false
+    /// Why tear-down could not destroy the queue pair, if it could not: the arena and
+    /// the memory unfinished sends point at were then kept (leaked on purpose), since
+    /// the device may still reach them.
+    public internal(set) var teardownError: VerbsError?
     /// The completions of the batch being handled that are not handled yet: if one
     /// of them ends the connection, tear-down accounts for the rest, which are off the
     /// completion queue already.
@@ -148,6 +168,7 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         self.sendSlotCount = sendSlotCount
         self.receiveSlotCount = receiveSlotCount
         sendSlots = Array(repeating: SendSlot(), count: sendSlotCount)
+        receivePosted = Array(repeating: false, count: receiveSlotCount)
         freeSendSlots = Array((0..<sendSlotCount).reversed())
         sgeStride = 1 + configuration.maxPayloadSGEs
         sgeStorage = .allocate(capacity: sendSlotCount * sgeStride)
@@ -221,8 +242,22 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         } catch {
             throw fail(.verbs(error))
         }
+        receivePosted[slot] = true
         receivesInFlight += 1
     }
+
+    /// The most bytes of received data the connection holds at once, whatever the
+    /// peer sends: unread messages up to the backlog plus the message that crossed
+    /// it, the buffer of one message being reassembled, and what the peer can still
+    /// send with the credits it holds (one receive buffer each).
+    public var receiveMemoryBound: Int {
+        configuration.maxReceiveBacklog + 2 * configuration.maxFragmentedSize
+            + receiveSlotCount * configuration.maxReceiveSize
+    }
+
+    /// The bytes of received data the connection holds now: whole messages not yet
+    /// read, and the buffer of a message being reassembled.
+    public var heldReceiveBytes: Int { inboxBytes + reassembler.reservedBytes }
 
     // MARK: Driving
 
@@ -289,36 +324,59 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
 
     // MARK: Completions
 
-    func handle(_ completion: WorkCompletion) throws(SMBDirectError) {
+    /// What a completion's work request identifier names, if it names work of this
+    /// connection that is in flight.
+    func inFlightWork(_ completion: WorkCompletion) -> (kind: WorkKind, index: Int)? {
         let index = Int(completion.id & 0xFFFF_FFFF)
         switch WorkKind(rawValue: completion.id >> 32) {
+        case .send: return index < sendSlotCount && sendSlots[index].inFlight ? (.send, index) : nil
+        case .receive: return index < receiveSlotCount && receivePosted[index] ? (.receive, index) : nil
+        case .rdma: return rdmaInFlight > 0 ? (.rdma, index) : nil
+        case nil: return nil
+        }
+    }
+
+    /// Handles one completion. The device's word is checked before it is used: a
+    /// completion for work that is not in flight (a duplicate), a receive consumed by
+    /// anything but a SEND (an RDMA WRITE with immediate data, whose byte count is the
+    /// write's length), or one longer than the receive buffer ends the connection
+    /// with ``SMBDirectError/unexpectedCompletion(_:byteCount:)``.
+    func handle(_ completion: WorkCompletion) throws(SMBDirectError) {
+        guard let (kind, index) = inFlightWork(completion) else {
+            throw fail(.unexpectedCompletion(completion.opcode, byteCount: completion.byteCount))
+        }
+        account(kind, index)
+        switch kind {
         case .send:
-            sendsInFlight -= 1
-            releaseSendSlot(index)
             guard completion.status == .success else { throw fail(.completion(completion.status, operation: .send)) }
         case .receive:
-            receivesInFlight -= 1
             guard completion.status == .success else { throw fail(.completion(completion.status, operation: .receive)) }
+            guard completion.opcode == .receive, completion.byteCount <= configuration.maxReceiveSize else {
+                throw fail(.unexpectedCompletion(completion.opcode, byteCount: completion.byteCount))
+            }
             try receive(slot: index, byteCount: completion.byteCount)
         case .rdma:
-            rdmaInFlight -= 1
             guard completion.status == .success else { throw fail(.completion(completion.status, operation: completion.opcode)) }
-        case nil:
-            preconditionFailure("a completion with the foreign work request id \(completion.id)")
         }
     }
 
     /// Counts a completion as finished work without processing it (shutdown):
-    /// releases a send slot, forgets a receive.
+    /// releases a send slot, forgets a receive. A completion for work that is not in
+    /// flight is ignored.
     func account(_ completion: WorkCompletion) {
-        let index = Int(completion.id & 0xFFFF_FFFF)
-        switch WorkKind(rawValue: completion.id >> 32) {
+        if let (kind, index) = inFlightWork(completion) { account(kind, index) }
+    }
+
+    /// Counts work of `kind` in slot `index` as finished.
+    private func account(_ kind: WorkKind, _ index: Int) {
+        switch kind {
         case .send:
             sendsInFlight -= 1
             releaseSendSlot(index)
-        case .receive: receivesInFlight -= 1
+        case .receive:
+            receivesInFlight -= 1
+            receivePosted[index] = false
         case .rdma: rdmaInFlight -= 1
-        case nil: preconditionFailure("a completion with the foreign work request id \(completion.id)")
         }
     }
 
@@ -334,7 +392,8 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         freeSendSlots.append(slot)
     }
 
-    /// Handles the message that arrived in receive slot `slot`, then reposts the slot.
+    /// Handles the message that arrived in receive slot `slot`, then reposts the slot,
+    /// or parks it while the backlog of unread messages is full.
     func receive(slot: Int, byteCount: Int) throws(SMBDirectError) {
         let message = UnsafeRawBufferPointer(rebasing: receiveBuffer(slot)[..<byteCount])
         lastArrival = ContinuousClock.now
@@ -352,7 +411,8 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
             throw fail(.malformed(error))
         }
         guard credits.consumeReceive() else { throw fail(.protocolViolation("the peer sent a message without a credit")) }
-        credits.received(granted: Int(header.creditsGranted), requested: Int(header.creditsRequested))
+        statistics.excessCreditsIgnored += credits.received(granted: Int(header.creditsGranted),
+                                                            requested: Int(header.creditsRequested))
         statistics.messagesReceived += 1
         statistics.creditsReceived += Int(header.creditsGranted)
         if header.flags.contains(.responseRequested) { answerOwed = true }
@@ -366,12 +426,31 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
             }
             if let whole {
                 inbox.append(whole)
+                inboxBytes += whole.count
                 statistics.upperLayerMessagesReceived += 1
             }
+            if inboxBytes >= configuration.maxReceiveBacklog {
+                parkedReceives.append(slot)
+                statistics.receivesParked += 1
+                return
+            }
         }
+        try repost(slot)
+    }
+
+    /// Reposts receive slot `slot`, to be granted to the peer.
+    func repost(_ slot: Int) throws(SMBDirectError) {
         try postReceive(slot)
         credits.posted(1)
         grantCheckPending = true
+    }
+
+    /// Reposts the parked receives while the backlog has room.
+    func repostParkedReceives() throws(SMBDirectError) {
+        while let slot = parkedReceives.last, inboxBytes < configuration.maxReceiveBacklog, state == .connected {
+            parkedReceives.removeLast()
+            try repost(slot)
+        }
     }
 
     // MARK: Receiving
@@ -379,18 +458,24 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// The next whole upper-layer message, if one has arrived (after a ``progress()``).
     public func nextMessage() throws(SMBDirectError) -> [UInt8]? {
         try progress()
-        return popMessage()
+        let message = popMessage()
+        try repostParkedReceives()
+        return message
     }
 
     /// Waits for the next whole upper-layer message.
     public func receiveMessage() throws(SMBDirectError) -> [UInt8] {
         try wait(for: "a message from the peer") { inboxHead < inbox.count }
-        return popMessage()!
+        let message = popMessage()!
+        try repostParkedReceives()
+        return message
     }
 
     func popMessage() -> [UInt8]? {
         guard inboxHead < inbox.count else { return nil }
         let message = inbox[inboxHead]
+        inbox[inboxHead] = []
+        inboxBytes -= message.count
         inboxHead += 1
         if inboxHead == inbox.count {
             inbox.removeAll(keepingCapacity: true)

@@ -41,10 +41,15 @@ public struct SMBDirectCredits: Hashable, Sendable {
     /// Records `count` receives posted.
     public mutating func posted(_ count: Int) { postedReceives += count }
 
-    /// Records the credits the peer granted and the total it asked for.
-    public mutating func received(granted: Int, requested: Int) {
-        sendCredits += granted
+    /// Records the credits the peer granted and the total it asked for, and returns
+    /// the credits ignored: this side never holds more than its ``target``, the total
+    /// it asked for, however much a peer grants.
+    @discardableResult
+    public mutating func received(granted: Int, requested: Int) -> Int {
+        let kept = min(granted, max(0, target - sendCredits))
+        sendCredits += kept
         if requested > 0 { peerTarget = requested }
+        return granted - kept
     }
 
     /// Records a message that arrived, which spent one of the peer's credits and one
@@ -70,9 +75,10 @@ public struct SMBDirectCredits: Hashable, Sendable {
     }
 
     /// Records the first grant of a negotiation: `granted` credits given by the
-    /// responder (initiator side) or promised to the initiator (responder side).
+    /// responder (initiator side, kept up to ``target``) or promised to the initiator
+    /// (responder side).
     public mutating func negotiated(sendCredits: Int, peerCredits: Int, peerTarget: Int) {
-        self.sendCredits = sendCredits
+        self.sendCredits = min(sendCredits, target)
         self.peerCredits = peerCredits
         self.peerTarget = max(1, peerTarget)
     }

@@ -20,6 +20,11 @@ public struct SMBDirectStatistics: Hashable, Sendable {
     /// Credits granted to the peer, and received from it.
     public var creditsGranted = 0
     public var creditsReceived = 0
+    /// Receives not reposted at once because the application had not read the
+    /// messages before them (each is reposted, and granted, as it reads).
+    public var receivesParked = 0
+    /// Credits the peer granted beyond the total this side asked for, and ignored.
+    public var excessCreditsIgnored = 0
     /// Times a send found no credit and waited for the peer.
     public var creditStalls = 0
     /// Keepalives sent (messages with `SMB_DIRECT_RESPONSE_REQUESTED`), and answers sent to the peer's.
