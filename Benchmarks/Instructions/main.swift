@@ -33,8 +33,8 @@ if arguments[2] == "BVEC-256" {
 // The workload's iterator, made once (making an IOVEC iterator sums its lengths:
 // setup, not extraction); each run extracts from a copy.
 let prototype = arguments[2] == "BVEC-256"
-    ? IOIterator(bvecs: UnsafeBufferPointer(bvecs), direction: .source)
-    : IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: .source)
+    ? try IOIterator(bvecs: UnsafeBufferPointer(bvecs), direction: .source)
+    : try IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: .source)
 let ledger = PinLedger(mode: .counting)
 let table = ScatterTable(reservingCapacity: 256)
 var sges: [SGE] = []

@@ -99,11 +99,11 @@ final class SampleMemory {
     /// A fresh iterator over the sample.
     func makeIterator(pipe: PagePipe?) throws -> IOIterator {
         switch kind {
-        case .ubuf: IOIterator(ubufAt: UInt(bitPattern: mapping.baseAddress) + 100, count: byteCount, direction: direction)
-        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(segments!), direction: direction)
-        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(segments!), direction: direction)
-        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bioVecs!), direction: direction)
-        case .xarray: IOIterator(pageCache: cache!, position: startOffset, count: byteCount, direction: direction)
+        case .ubuf: try IOIterator(ubufAt: UInt(bitPattern: mapping.baseAddress) + 100, count: byteCount, direction: direction)
+        case .iovec: try IOIterator(iovecs: UnsafeBufferPointer(segments!), direction: direction)
+        case .kvec: try IOIterator(kvecs: UnsafeBufferPointer(segments!), direction: direction)
+        case .bvec: try IOIterator(bvecs: UnsafeBufferPointer(bioVecs!), direction: direction)
+        case .xarray: try IOIterator(pageCache: cache!, position: startOffset, count: byteCount, direction: direction)
         case .folioq: IOIterator(folioQueue: queue!, offset: 100, count: byteCount, direction: direction)
         case .pipe: try IOIterator(pipe: pipe!, count: byteCount, direction: direction)
         case .discard: IOIterator(discarding: byteCount)

@@ -45,13 +45,14 @@ final class TestMemory {
     var count: Int { bytes.count }
     var address: UInt { UInt(bitPattern: mapping.baseAddress) }
 
+    /// The memory is this fixture's own, so making the iterator cannot throw.
     func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator {
         switch kind {
-        case .ubuf: IOIterator(ubufAt: address, count: count, direction: direction)
-        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(segments), direction: direction)
-        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(segments), direction: direction)
-        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
-        case .xarray: IOIterator(pageCache: cache, position: 0, count: count, direction: direction)
+        case .ubuf: try! IOIterator(ubufAt: address, count: count, direction: direction)
+        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(segments), direction: direction)
+        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(segments), direction: direction)
+        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
+        case .xarray: try! IOIterator(pageCache: cache, position: 0, count: count, direction: direction)
         case .folioq: IOIterator(folioQueue: queue, count: count, direction: direction)
         default: preconditionFailure("no memory for \(kind)")
         }
@@ -107,6 +108,6 @@ final class SeparateBuffers {
 
     var byteCount: Int { count * pageSize }
     var range: MemoryRange { MemoryRange(address: UInt(bitPattern: base), length: 2 * count * pageSize) }
-    func iterator() -> IOIterator { IOIterator(iovecs: UnsafeBufferPointer(vectors), direction: .source) }
+    func iterator() -> IOIterator { try! IOIterator(iovecs: UnsafeBufferPointer(vectors), direction: .source) }
 }
 #endif

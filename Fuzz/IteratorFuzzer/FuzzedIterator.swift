@@ -87,21 +87,21 @@ final class FuzzedIterator {
         let total = ranges.reduce(0) { $0 + $1.length }
         switch kind {
         case .ubuf:
-            var iterator = IOIterator(ubufAt: ranges[0].address, count: ranges[0].length, direction: .destination)
+            var iterator = try! IOIterator(ubufAt: ranges[0].address, count: ranges[0].length, direction: .destination)
             return body(&iterator)
         case .iovec, .kvec:
             return segments.withUnsafeBufferPointer { segments in
-                var iterator = kind == .iovec ? IOIterator(iovecs: segments, direction: .destination)
-                                              : IOIterator(kvecs: segments, direction: .destination)
+                var iterator = kind == .iovec ? try! IOIterator(iovecs: segments, direction: .destination)
+                                              : try! IOIterator(kvecs: segments, direction: .destination)
                 return body(&iterator)
             }
         case .bvec:
             return bioVecs.withUnsafeBufferPointer { elements in
-                var iterator = IOIterator(bvecs: elements, direction: .destination)
+                var iterator = try! IOIterator(bvecs: elements, direction: .destination)
                 return body(&iterator)
             }
         case .xarray:
-            var iterator = IOIterator(pageCache: cache!, position: start, count: total, direction: .destination)
+            var iterator = try! IOIterator(pageCache: cache!, position: start, count: total, direction: .destination)
             return body(&iterator)
         case .folioq:
             var iterator = IOIterator(folioQueue: queue!, offset: start, count: total, direction: .destination)

@@ -16,14 +16,18 @@ public struct IOIteratorState {
 }
 
 extension IOIterator {
-    /// Moves the position forward by `n` bytes, clamped to ``count``.
+    /// Moves the position forward by `n` bytes, clamped to ``count``, and returns the
+    /// bytes it moved.
     ///
     /// Segment kinds drop fully consumed segments, so the segment count reaches zero
-    /// when the last segment is consumed. FOLIOQ moves slot by slot and leaves a
-    /// finished folio with its offset reset to 0. A PIPE iterator appends `n`
-    /// bytes of zeros to the pipe (the space a producer filled). Mirrors the kernel's
-    /// `iov_iter_advance`.
-    public mutating func advance(_ n: Int) {
+    /// when the last segment is consumed. FOLIOQ moves slot by slot, over any empty
+    /// segments, and leaves a finished folio with its offset reset to 0. A PIPE
+    /// iterator appends `n` bytes of zeros to the pipe (the space a producer filled);
+    /// when the pipe's pool runs out of pages it stops there, as ``zero(_:)`` does,
+    /// and returns fewer bytes. Every other kind moves by all `n` bytes that
+    /// ``count`` allows. Mirrors the kernel's `iov_iter_advance`.
+    @discardableResult
+    public mutating func advance(_ n: Int) -> Int {
         precondition(n >= 0, "advance(_:) takes a non-negative byte count")
         let n = min(n, count)
         switch kind {
@@ -36,13 +40,12 @@ extension IOIterator {
         case .folioq:
             advanceFolioQueue(n)
         case .pipe:
-            let appended = appendToPipe(n) { region in region.initializeMemory(as: UInt8.self, repeating: 0) }
-            precondition(appended == n, "the pipe's pool ran out of pages while advancing")
-            return
+            return appendToPipe(n) { region in region.initializeMemory(as: UInt8.self, repeating: 0) }
         case .discard:
             break
         }
         count -= n
+        return n
     }
 
     @inline(__always)
@@ -62,24 +65,27 @@ extension IOIterator {
         segmentCount = left
     }
 
-    private mutating func advanceFolioQueue(_ n: Int) {
-        var remaining = n + offset
+    /// Moves `n` bytes on through the chain, folio by folio and over any number of
+    /// empty segments, so that the offset always lies inside the current folio (or,
+    /// at the end of the chain, past its last one). Also settles a position made with
+    /// an offset that runs past its folio.
+    mutating func advanceFolioQueue(_ n: Int) {
+        var remaining = n
         var segment = folioQueue
-        if slot >= segment.slotCount, let next = segment.next {
-            segment = next
-            slot = 0
-        }
-        while remaining > 0, slot < segment.slotCount {
-            let size = segment[slot].size
-            if remaining < size { break }
-            remaining -= size
-            slot += 1
-            if slot == segment.slotCount, let next = segment.next {
+        while true {
+            if slot >= segment.slotCount {
+                guard let next = segment.next else { break }
                 segment = next
                 slot = 0
+                continue
             }
+            let rest = segment[slot].size - offset
+            if remaining < rest { break }
+            remaining -= rest
+            offset = 0
+            slot += 1
         }
-        offset = remaining
+        offset += remaining
         object = segment
     }
 

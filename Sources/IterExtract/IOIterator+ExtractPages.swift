@@ -38,7 +38,6 @@ extension IOIterator {
     /// - Throws: on error the iterator, `pages` and the ledger are unchanged:
     ///   ``IOIteratorError/notExtractable(_:)`` for DISCARD;
     ///   ``IOIteratorError/noCapacity`` when `maxPages` is 0;
-    ///   ``IOIteratorError/addressOverflow(address:length:)`` for a user range that wraps;
     ///   ``IOIteratorError/pinLimitExceeded(requested:available:)``;
     ///   ``IOIteratorError/pipeFull``.
     public mutating func extractPages(
@@ -86,9 +85,6 @@ extension IOIterator {
         into pages: inout [Page], maxPages: Int, limit: Int, ledger: PinLedger
     ) throws(IOIteratorError) -> PageExtraction {
         guard let piece = firstSegmentPiece(limit: limit) else { return .empty }
-        guard !piece.address.addingReportingOverflow(UInt(piece.length)).overflow else {
-            throw .addressOverflow(address: piece.address, length: piece.length)
-        }
         let firstOffset = piece.pageOffset
         let pageBudget = Swift.min(maxPages, piece.pages.count)
         let bytes = Swift.min(piece.length, pageBudget * pageSize - firstOffset)

@@ -28,11 +28,7 @@ extension IOIterator {
             throw .tooManySegments(count: iovecs.count, limit: maxIOVecSegments)
         }
         for (index, segment) in iovecs.enumerated() {
-            let address = UInt(bitPattern: segment.iov_base)
-            guard segment.iov_len >= 0 else { throw .invalidLength(segment: index, length: segment.iov_len) }
-            guard address.addingReportingOverflow(UInt(segment.iov_len)).overflow == false else {
-                throw .addressOverflow(address: address, length: segment.iov_len)
-            }
+            try checkSegment(index, address: UInt(bitPattern: segment.iov_base), length: segment.iov_len)
         }
         var total = 0
         for index in iovecs.indices {
@@ -40,9 +36,11 @@ extension IOIterator {
             iovecs[index].iov_len = length
             total += length
         }
+        // Checked above: the segments need no second pass.
         if iovecs.count == 1 {
-            return IOIterator(ubufAt: UInt(bitPattern: iovecs[0].iov_base), count: total, direction: direction)
+            return IOIterator(kind: .ubuf, direction: direction, count: total, base: UInt(bitPattern: iovecs[0].iov_base))
         }
-        return IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: direction, count: total)
+        return IOIterator(kind: .iovec, direction: direction, count: total,
+                          segments: UnsafeRawPointer(iovecs.baseAddress), segmentCount: iovecs.count)
     }
 }

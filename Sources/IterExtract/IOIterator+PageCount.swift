@@ -12,9 +12,9 @@ extension IOIterator {
         case .ubuf:
             return Swift.min(max, PagesOfRange(MemoryRange(address: base &+ UInt(offset), length: count)).count)
         case .xarray:
-            return Swift.min(max, (((Int(base) + offset) & Int(pageMask)) + count + pageSize - 1) >> pageShift)
+            return Swift.min(max, Self.pagesSpanned(from: Int(base) + offset, count: count))
         case .folioq:
-            return Swift.min(max, ((offset & Int(pageMask)) + count + pageSize - 1) >> pageShift)
+            return Swift.min(max, Self.pagesSpanned(from: offset, count: count))
         case .iovec, .kvec, .bvec:
             var pages = 0
             walk(maxBytes: count) { range in
@@ -27,6 +27,13 @@ extension IOIterator {
         case .discard:
             return 0
         }
+    }
+
+    /// The pages `count` bytes span from `position`, for any `count` up to `Int.max`:
+    /// whole pages and the rest are counted apart, so that nothing overflows.
+    private static func pagesSpanned(from position: Int, count: Int) -> Int {
+        let rest = (position & Int(pageMask)) + (count & Int(pageMask))
+        return (count >> pageShift) + ((rest + pageSize - 1) >> pageShift)
     }
 
     /// The bitwise OR of the addresses and lengths of the remaining pieces: its low

@@ -57,19 +57,35 @@ public struct IOIterator {
     // MARK: UBUF
 
     /// A UBUF iterator over one buffer whose bytes are the source of a transfer.
+    ///
+    /// A buffer pointer stands for memory, so one whose bytes would wrap around the
+    /// address space is a programmer error and traps; for an address and length that
+    /// come from elsewhere, use ``init(ubufAt:count:direction:)``.
     public init(source buffer: UnsafeRawBufferPointer) {
-        self.init(kind: .ubuf, direction: .source, count: buffer.count,
-                  base: UInt(bitPattern: buffer.baseAddress))
+        self.init(buffer: UInt(bitPattern: buffer.baseAddress), count: buffer.count, direction: .source)
     }
 
     /// A UBUF iterator over one buffer that a transfer fills.
+    ///
+    /// As for ``init(source:)``, a buffer that wraps around the address space traps.
     public init(destination buffer: UnsafeMutableRawBufferPointer) {
-        self.init(kind: .ubuf, direction: .destination, count: buffer.count,
-                  base: UInt(bitPattern: buffer.baseAddress))
+        self.init(buffer: UInt(bitPattern: buffer.baseAddress), count: buffer.count, direction: .destination)
+    }
+
+    private init(buffer address: UInt, count: Int, direction: IODirection) {
+        precondition(!address.addingReportingOverflow(UInt(count)).overflow,
+                     "a buffer of \(count) bytes at 0x\(String(address, radix: 16)) wraps around the address space")
+        self.init(kind: .ubuf, direction: direction, count: count, base: address)
     }
 
     /// A UBUF iterator over `count` bytes at `address`. The kernel's `iov_iter_ubuf`.
-    public init(ubufAt address: UInt, count: Int, direction: IODirection) {
+    ///
+    /// - Throws: ``IOIteratorError/invalidLength(segment:length:)`` for a negative
+    ///   `count`; ``IOIteratorError/addressOverflow(address:length:)`` when the bytes
+    ///   would run past the top of the address space (the last address is
+    ///   `UInt.max - 1`, as for ``importing(_:direction:)``).
+    public init(ubufAt address: UInt, count: Int, direction: IODirection) throws(IOIteratorError) {
+        try Self.checkSegment(0, address: address, length: count)
         self.init(kind: .ubuf, direction: direction, count: count, base: address)
     }
 
@@ -117,41 +133,100 @@ public struct IOIterator {
     /// An IOVEC iterator over user buffers. The kernel's `iov_iter_init`.
     ///
     /// `count` defaults to the sum of the lengths. The array must outlive the iterator.
-    /// To apply the kernel's import limits, use ``importing(_:direction:)`` instead.
-    public init(iovecs: UnsafeBufferPointer<iovec>, direction: IODirection, count: Int? = nil) {
+    /// The segments are checked once, here, so that no later operation can trap on
+    /// them or wrap around the address space. To apply the kernel's import limits as
+    /// well (at most ``maxIOVecSegments`` segments, a total clamped to
+    /// ``maxReadWriteCount``), use ``importing(_:direction:)`` instead.
+    ///
+    /// - Throws: ``IOIteratorError/invalidLength(segment:length:)`` for a negative
+    ///   length; ``IOIteratorError/addressOverflow(address:length:)`` for a segment
+    ///   that runs past the top of the address space;
+    ///   ``IOIteratorError/lengthOverflow(segment:)`` when the lengths add up past
+    ///   `Int.max`; ``IOIteratorError/countExceedsSegments(count:total:)`` for a
+    ///   negative `count` or one larger than the lengths add up to.
+    public init(iovecs: UnsafeBufferPointer<iovec>, direction: IODirection, count: Int? = nil) throws(IOIteratorError) {
         self.init(kind: .iovec, direction: direction,
-                  count: count ?? iovecs.reduce(0) { $0 + $1.iov_len },
+                  count: try Self.checkedCount(of: iovecs, count: count) { (UInt(bitPattern: $0.iov_base), $0.iov_len) },
                   segments: UnsafeRawPointer(iovecs.baseAddress), segmentCount: iovecs.count)
     }
 
     /// A KVEC iterator over library-owned buffers. The kernel's `iov_iter_kvec`.
-    public init(kvecs: UnsafeBufferPointer<iovec>, direction: IODirection, count: Int? = nil) {
+    ///
+    /// The segments are checked as ``init(iovecs:direction:count:)`` checks them, and
+    /// it throws the same errors.
+    public init(kvecs: UnsafeBufferPointer<iovec>, direction: IODirection, count: Int? = nil) throws(IOIteratorError) {
         self.init(kind: .kvec, direction: direction,
-                  count: count ?? kvecs.reduce(0) { $0 + $1.iov_len },
+                  count: try Self.checkedCount(of: kvecs, count: count) { (UInt(bitPattern: $0.iov_base), $0.iov_len) },
                   segments: UnsafeRawPointer(kvecs.baseAddress), segmentCount: kvecs.count)
     }
 
     /// A BVEC iterator over (page, offset, length) triples. The kernel's `iov_iter_bvec`.
-    public init(bvecs: UnsafeBufferPointer<BioVec>, direction: IODirection, count: Int? = nil) {
+    ///
+    /// The elements are checked as ``init(iovecs:direction:count:)`` checks segments
+    /// (each from its ``BioVec/address``), and it throws the same errors.
+    public init(bvecs: UnsafeBufferPointer<BioVec>, direction: IODirection, count: Int? = nil) throws(IOIteratorError) {
         self.init(kind: .bvec, direction: direction,
-                  count: count ?? bvecs.reduce(0) { $0 + $1.length },
+                  count: try Self.checkedCount(of: bvecs, count: count) { ($0.address, $0.length) },
                   segments: UnsafeRawPointer(bvecs.baseAddress), segmentCount: bvecs.count)
+    }
+
+    /// Checks one segment of caller data: a length that is not negative, and bytes
+    /// that end below the top of the address space.
+    static func checkSegment(_ index: Int, address: UInt, length: Int) throws(IOIteratorError) {
+        guard length >= 0 else { throw .invalidLength(segment: index, length: length) }
+        guard !address.addingReportingOverflow(UInt(length)).overflow else {
+            throw .addressOverflow(address: address, length: length)
+        }
+    }
+
+    /// Checks every segment of an array (``checkSegment(_:address:length:)``) and that
+    /// the lengths add up within `Int`, and returns the iterator's count: `count`, at
+    /// most that sum, or the sum.
+    private static func checkedCount<Segment>(
+        of segments: UnsafeBufferPointer<Segment>, count: Int?, range: (Segment) -> (address: UInt, length: Int)
+    ) throws(IOIteratorError) -> Int {
+        var total = 0
+        for index in segments.indices {
+            let segment = range(segments[index])
+            try checkSegment(index, address: segment.address, length: segment.length)
+            let (sum, overflow) = total.addingReportingOverflow(segment.length)
+            guard !overflow else { throw .lengthOverflow(segment: index) }
+            total = sum
+        }
+        guard let count else { return total }
+        guard (0...total).contains(count) else { throw .countExceedsSegments(count: count, total: total) }
+        return count
     }
 
     // MARK: Page cache, folio queue, pipe, discard
 
     /// An XARRAY iterator over `count` bytes of `cache` from byte `position`.
     /// The kernel's `iov_iter_xarray`.
-    public init(pageCache cache: PageCache, position: Int, count: Int, direction: IODirection) {
-        precondition(position >= 0, "a page-cache position is not negative")
+    ///
+    /// A negative `count` is a programmer error and traps.
+    ///
+    /// - Throws: ``IOIteratorError/invalidPosition(position:count:)`` when `position`
+    ///   is negative or `position + count` passes `Int.max`.
+    public init(pageCache cache: PageCache, position: Int, count: Int, direction: IODirection) throws(IOIteratorError) {
+        precondition(count >= 0, "an iterator's count is not negative")
+        guard position >= 0, !position.addingReportingOverflow(count).overflow else {
+            throw .invalidPosition(position: position, count: count)
+        }
         self.init(kind: .xarray, direction: direction, count: count, base: UInt(position), object: cache)
     }
 
     /// A FOLIOQ iterator over `count` bytes of a folio-queue chain, from `offset` bytes
     /// into the folio in `slot` of `segment`. The kernel's `iov_iter_folio_queue`.
+    ///
+    /// The chain may hold empty segments anywhere. `slot` may be `segment.slotCount`
+    /// (the start of the next non-empty segment), and `offset` may run past the folio
+    /// into the ones after it; the iterator starts at the byte it names. A `slot`
+    /// outside the segment or a negative `offset` or `count` is a programmer error and traps.
     public init(folioQueue segment: FolioQueue, slot: Int = 0, offset: Int = 0, count: Int, direction: IODirection) {
         precondition(slot >= 0 && slot <= segment.slotCount, "slot \(slot) is outside the segment")
+        precondition(offset >= 0, "a folio offset is not negative")
         self.init(kind: .folioq, direction: direction, count: count, object: segment, slot: slot, offset: offset)
+        advanceFolioQueue(0)
     }
 
     /// A PIPE iterator that appends up to `count` bytes to `pipe`.

@@ -13,6 +13,12 @@ public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible
     case addressOverflow(address: UInt, length: Int)
     /// A segment with a negative length (a `size_t` above `Int.max`).
     case invalidLength(segment: Int, length: Int)
+    /// Segment lengths whose sum passes `Int.max` at `segment`.
+    case lengthOverflow(segment: Int)
+    /// A count larger than the `total` bytes the segments hold.
+    case countExceedsSegments(count: Int, total: Int)
+    /// A page-cache range that starts before position 0 or ends past `Int.max`.
+    case invalidPosition(position: Int, count: Int)
     /// Output storage with no room, where the call cannot make progress without it.
     case noCapacity
     /// Pinning would take the ledger past its limit of pinned pages.
@@ -28,6 +34,10 @@ public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible
         case .addressOverflow(let address, let length):
             "the range of \(length) bytes at 0x\(String(address, radix: 16)) wraps around the address space"
         case .invalidLength(let segment, let length): "segment \(segment) has the invalid length \(length)"
+        case .lengthOverflow(let segment): "the segment lengths up to segment \(segment) add up past Int.max"
+        case .countExceedsSegments(let count, let total): "a count of \(count) bytes exceeds the \(total) the segments hold"
+        case .invalidPosition(let position, let count):
+            "the \(count) bytes at page-cache position \(position) lie outside positions 0...Int.max"
         case .noCapacity: "the output has no room"
         case .pinLimitExceeded(let requested, let available):
             "pinning \(requested) pages exceeds the \(available) the ledger still allows"

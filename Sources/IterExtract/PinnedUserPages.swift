@@ -30,7 +30,9 @@ public struct PinnedUserPages: ~Copyable {
 
     /// Calls `body` with a BVEC iterator over the pinned pages.
     public func withIterator<R, E: Error>(_ body: (inout IOIterator) throws(E) -> R) throws(E) -> R {
-        var iterator = IOIterator(bvecs: bioVecs, direction: direction, count: byteCount)
+        // The elements were made from pinned pages: nothing to check.
+        var iterator = IOIterator(kind: .bvec, direction: direction, count: byteCount,
+                                  segments: UnsafeRawPointer(storage.baseAddress), segmentCount: elementCount)
         return try body(&iterator)
     }
 
@@ -47,9 +49,8 @@ extension IOIterator {
     /// Pins up to `maxSize` bytes of a user-backed iterator's pages and describes them
     /// as ``PinnedUserPages``, advancing past them.
     ///
-    /// - Throws: ``IOIteratorError/pinLimitExceeded(requested:available:)`` or
-    ///   ``IOIteratorError/addressOverflow(address:length:)``; on error the iterator is
-    ///   unchanged and no pin is held.
+    /// - Throws: ``IOIteratorError/pinLimitExceeded(requested:available:)``; on error
+    ///   the iterator is unchanged and no pin is held.
     public mutating func extractUserPages(maxSize: Int, ledger: PinLedger = .shared) throws(IOIteratorError) -> PinnedUserPages {
         precondition(isUserBacked, "extractUserPages(maxSize:ledger:) needs a UBUF or IOVEC iterator")
         let limit = Swift.min(maxSize, count)

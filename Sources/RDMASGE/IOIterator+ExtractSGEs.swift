@@ -38,7 +38,6 @@ extension IOIterator {
     ///   memory to receive into; receive into other memory and copy into the pipe);
     ///   ``RDMAError/unregisteredMemory(address:)`` for memory no key covers;
     ///   ``RDMAError/accessDenied(address:lkey:missing:)``;
-    ///   ``RDMAError/addressOverflow(address:length:)`` for a user range that wraps;
     ///   ``RDMAError/pinLimitExceeded(requested:available:)``;
     ///   ``RDMAError/registrationFailed(_:)`` from an MR cache.
     @inlinable
@@ -67,22 +66,19 @@ extension IOIterator {
                     switch cursor.kind {
                     case .iovec, .kvec:
                         let end = try builder.appendSegments(
-                            cursor.remainingIOVecs, offset: cursor.segmentOffset, limit: limit - bytes, checksOverflow: pins,
+                            cursor.remainingIOVecs, offset: cursor.segmentOffset, limit: limit - bytes,
                             to: &output) { (UInt(bitPattern: $0.iov_base), $0.iov_len) }
                         cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
                         bytes += end.bytes
                     case .bvec:
                         let end = try builder.appendSegments(
-                            cursor.remainingBioVecs, offset: cursor.segmentOffset, limit: limit - bytes, checksOverflow: pins,
+                            cursor.remainingBioVecs, offset: cursor.segmentOffset, limit: limit - bytes,
                             to: &output) { ($0.address, $0.length) }
                         cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
                         bytes += end.bytes
                     default:
                         bytes += try cursor.consume(maxBytes: limit - bytes, holes: .stop) { (range) throws(RDMAError) -> Int in
                             if builder.appendInsideRegion(range, to: &output) { return range.length }
-                            if pins, range.address.addingReportingOverflow(UInt(range.length)).overflow {
-                                throw .addressOverflow(address: range.address, length: range.length)
-                            }
                             return try builder.append(range, to: &output)
                         }
                     }

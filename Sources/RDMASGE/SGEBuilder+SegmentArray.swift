@@ -9,12 +9,11 @@ extension SGEBuilder {
     /// This is the loop the kernel writes by hand over an `iovec` array. Runs of
     /// segments that the remembered region covers go through
     /// ``appendInPlace(_:at:limit:into:initialized:range:)``, straight into the output's
-    /// memory; a segment it cannot take goes through ``append(_:to:)``.
-    /// `checksOverflow` refuses a range that wraps the address space (user memory,
-    /// whose ranges the caller chose).
+    /// memory; a segment it cannot take goes through ``append(_:to:)``. No segment
+    /// wraps the address space: making the iterator checked that.
     @inlinable
     mutating func appendSegments<Segment>(
-        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int, checksOverflow: Bool,
+        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
         to output: inout OutputSpan<SGE>, range: (Segment) -> (address: UInt, length: Int)
     ) throws(RDMAError) -> (bytes: Int, index: Int, offset: Int) {
         var position = SegmentPosition(bytes: 0, index: 0, offset: offset)
@@ -28,9 +27,6 @@ extension SGEBuilder {
             let rest = segment.length &- position.offset
             let piece = Swift.min(rest, limit &- position.bytes)
             let address = segment.address &+ UInt(position.offset)
-            if checksOverflow, address.addingReportingOverflow(UInt(piece)).overflow {
-                throw .addressOverflow(address: address, length: piece)
-            }
             let taken = try append(MemoryRange(address: address, length: piece), to: &output)
             position.bytes &+= taken
             if taken < rest {
@@ -52,7 +48,7 @@ extension SGEBuilder {
     /// are skipped) and the last SGE open in the builder, as ``append(_:to:)`` expects.
     ///
     /// One call takes at most `UInt32.max` bytes, so that no piece it takes is too
-    /// long for one SGE; ``appendSegments(_:offset:limit:checksOverflow:to:range:)``
+    /// long for one SGE; ``appendSegments(_:offset:limit:to:range:)``
     /// goes on from there. An empty segment anywhere but at the open SGE's end is
     /// skipped by the same path when it lies outside the region (an `iovec` of
     /// `NULL, 0`), so the loop tests for emptiness only where an SGE would open.

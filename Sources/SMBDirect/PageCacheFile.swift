@@ -58,6 +58,7 @@ public final class PageCacheFile {
 
     /// A source XARRAY iterator over the whole file.
     public func makeIterator() -> IOIterator {
-        IOIterator(pageCache: cache, position: 0, count: size, direction: .source)
+        // From position 0, any size is a valid range: this cannot throw.
+        try! IOIterator(pageCache: cache, position: 0, count: size, direction: .source)
     }
 }

@@ -168,7 +168,7 @@ public final class SMB2Client<Domain: ProtectionDomain> {
 
     private func exchange(_ command: SMB2Command, charge: UInt16 = 1, accepting accepted: NTStatus = .success,
                           body: (inout SMB2MessageWriter) -> Void) throws(SMB2Error) -> [UInt8] {
-        var nothing = IOIterator(ubufAt: 0, count: 0, direction: .source)
+        var nothing = IOIterator(source: UnsafeRawBufferPointer(start: nil, count: 0))
         return try exchange(command, charge: charge, accepting: accepted, payload: &nothing, body: body)
     }
 

@@ -84,7 +84,7 @@ extension SMBDirectConnection {
 
     /// Sends one upper-layer message held in `message` (copied into the header buffers).
     public func send(_ message: UnsafeRawBufferPointer) throws(SMBDirectError) {
-        var nothing = IOIterator(ubufAt: 0, count: 0, direction: .source)
+        var nothing = IOIterator(source: UnsafeRawBufferPointer(start: nil, count: 0))
         try send(message, payload: &nothing, keys: sendRegistrations)
     }
 

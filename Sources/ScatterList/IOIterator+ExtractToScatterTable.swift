@@ -32,8 +32,7 @@ extension IOIterator {
     ///   ``ScatterListError/notExtractable(_:)`` for DISCARD and PIPE;
     ///   ``ScatterListError/maxSegmentBelowPage(_:)`` for a merged granularity below a page;
     ///   ``ScatterListError/iterator(_:)`` wrapping
-    ///   ``IterExtract/IOIteratorError/pinLimitExceeded(requested:available:)`` or
-    ///   ``IterExtract/IOIteratorError/addressOverflow(address:length:)``.
+    ///   ``IterExtract/IOIteratorError/pinLimitExceeded(requested:available:)``.
     @discardableResult
     public mutating func extract(
         maxSize: Int, into table: ScatterTable, maxEntries: Int,
@@ -55,22 +54,15 @@ extension IOIterator {
         var end: (bytes: Int, index: Int, offset: Int)?
         do {
             if kind == .iovec || kind == .kvec {
-                end = try builder.addSegments(remainingIOVecs, offset: segmentOffset, limit: limit,
-                                              checksOverflow: isUserBacked) { (UInt(bitPattern: $0.iov_base), $0.iov_len) }
+                end = builder.addSegments(remainingIOVecs, offset: segmentOffset, limit: limit) {
+                    (UInt(bitPattern: $0.iov_base), $0.iov_len)
+                }
                 bytes = end!.bytes
             } else if kind == .bvec {
-                end = try builder.addSegments(remainingBioVecs, offset: segmentOffset, limit: limit,
-                                              checksOverflow: false) { ($0.address, $0.length) }
+                end = builder.addSegments(remainingBioVecs, offset: segmentOffset, limit: limit) { ($0.address, $0.length) }
                 bytes = end!.bytes
             } else if builder.maxSegment == nil, kind == .folioq || kind == .xarray {
                 bytes = walk(maxBytes: limit, holes: .skip, builder.addWhole)
-            } else if isUserBacked {
-                bytes = try walk(maxBytes: limit, holes: .skip) { (range) throws(ScatterListError) -> Int in
-                    guard !range.address.addingReportingOverflow(UInt(range.length)).overflow else {
-                        throw .iterator(.addressOverflow(address: range.address, length: range.length))
-                    }
-                    return builder.addPages(of: range)
-                }
             } else {
                 bytes = walk(maxBytes: limit, holes: .skip, builder.addPages)
             }

@@ -10,30 +10,27 @@ extension ScatterEntryBuilder {
     /// ``VirtualMapping`` shows memory in the segment) is added here, writing entries
     /// straight into the table's current chunk with the append cursor in local
     /// variables; the rest (a mapped segment, a full chunk) goes through the table's
-    /// general path, with the cursor written back around it. `checksOverflow` refuses
-    /// a range that wraps the address space (user memory, whose ranges the caller chose).
+    /// general path, with the cursor written back around it. No segment wraps the
+    /// address space: making the iterator checked that.
     func addSegments<Segment>(
-        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int, checksOverflow: Bool,
+        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
         range: (Segment) -> (address: UInt, length: Int)
-    ) throws(ScatterListError) -> (bytes: Int, index: Int, offset: Int) {
+    ) -> (bytes: Int, index: Int, offset: Int) {
         precondition(!table.isMapped, "a mapped table cannot grow; unmap it first")
         if maxSegment != nil {
-            return try addSegments(segments, offset: offset, limit: limit, checksOverflow: checksOverflow,
-                                   shape: MergedEntries.self, range: range)
+            return addSegments(segments, offset: offset, limit: limit, shape: MergedEntries.self, range: range)
         } else if translatesAddresses {
-            return try addSegments(segments, offset: offset, limit: limit, checksOverflow: checksOverflow,
-                                   shape: PageEntries.self, range: range)
+            return addSegments(segments, offset: offset, limit: limit, shape: PageEntries.self, range: range)
         }
-        return try addSegments(segments, offset: offset, limit: limit, checksOverflow: checksOverflow,
-                               shape: WholeEntries.self, range: range)
+        return addSegments(segments, offset: offset, limit: limit, shape: WholeEntries.self, range: range)
     }
 
-    /// The loop of ``addSegments(_:offset:limit:checksOverflow:range:)``, compiled once
-    /// per shape of entry, so that it tests no granularity flag per segment.
+    /// The loop of ``addSegments(_:offset:limit:range:)``, compiled once per shape of
+    /// entry, so that it tests no granularity flag per segment.
     private func addSegments<Segment, Shape: EntryShape>(
-        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int, checksOverflow: Bool,
+        _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
         shape: Shape.Type, range: (Segment) -> (address: UInt, length: Int)
-    ) throws(ScatterListError) -> (bytes: Int, index: Int, offset: Int) {
+    ) -> (bytes: Int, index: Int, offset: Int) {
         let state = table.state
         let entryLimit = maxSegment ?? .max
         let pinMark = pins
@@ -52,11 +49,7 @@ extension ScatterEntryBuilder {
             let piece = Swift.min(rest, limit &- done)
             if piece > 0 {
                 var address = segment.address &+ UInt(bitPattern: skip)
-                let (end, wraps) = address.addingReportingOverflow(UInt(bitPattern: piece))
-                if checksOverflow, wraps {
-                    state.pointee = cursor
-                    throw .iterator(.addressOverflow(address: address, length: piece))
-                }
+                let end = address &+ UInt(bitPattern: piece)
                 var left = piece
                 if !translatesAddresses || AddressTranslation.isDirect(from: address, to: end) {
                     if Shape.merges, cursor.count > firstEntry, let last = cursor.last,

@@ -27,7 +27,7 @@ struct ContainerTests {
         let big = try pool.allocateFolio(order: 2)
         try cache.insert(big, at: 0)
         try cache.insert(try pool.allocateFolio(order: 0), at: 5)
-        var iterator = IOIterator(pageCache: cache, position: 100, count: 6 * pageSize - 100, direction: .source)
+        var iterator = try IOIterator(pageCache: cache, position: 100, count: 6 * pageSize - 100, direction: .source)
         var pages: [Page] = []
         let result = try iterator.extractPages(into: &pages, maxPages: 16, maxSize: .max)
         #expect(pages == (0..<4).map(big.page(at:)))
@@ -71,7 +71,7 @@ struct ContainerTests {
         defer { buffer.deallocate() }
         for i in 0..<buffer.count { buffer[i] = UInt8(truncatingIfNeeded: i) }
         let ledger = PinLedger(mode: .exact)
-        var iterator = IOIterator(ubufAt: UInt(bitPattern: buffer.baseAddress) + 10, count: 2 * pageSize, direction: .source)
+        var iterator = try IOIterator(ubufAt: UInt(bitPattern: buffer.baseAddress) + 10, count: 2 * pageSize, direction: .source)
         let pinned = try iterator.extractUserPages(maxSize: .max, ledger: ledger)
         #expect(iterator.count == 0)
         #expect(ledger.pinnedPageCount == 3)

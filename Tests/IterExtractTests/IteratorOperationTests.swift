@@ -6,14 +6,14 @@ import TestKit
 @Suite("Iterator operations")
 struct IteratorOperationTests {
     @Test("advance drops consumed segments, skipping empty ones, so the segment count ends at 0")
-    func advanceSegments() {
+    func advanceSegments() throws {
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 300, alignment: 8)
         defer { storage.deallocate() }
         let base = storage.baseAddress!
         let segments = [iovec(iov_base: base, iov_len: 100), iovec(iov_base: base + 100, iov_len: 0),
                         iovec(iov_base: base + 100, iov_len: 200)]
-        segments.withUnsafeBufferPointer { segments in
-            var iterator = IOIterator(kvecs: segments, direction: .source)
+        try segments.withUnsafeBufferPointer { segments in
+            var iterator = try IOIterator(kvecs: segments, direction: .source)
             #expect(iterator.count == 300 && iterator.remainingSegmentCount == 3)
             iterator.advance(100)
             #expect(iterator.remainingSegmentCount == 1, "the finished and the empty segment are dropped")
@@ -70,29 +70,29 @@ struct IteratorOperationTests {
 
     @Test("page counts per kind, capped at the maximum")
     func pageCounts() throws {
-        var ubuf = IOIterator(ubufAt: 0x10_0ffe, count: 4, direction: .source)
+        var ubuf = try IOIterator(ubufAt: 0x10_0ffe, count: 4, direction: .source)
         #expect(ubuf.pageCount(max: 10) == 2)
         #expect(ubuf.pageCount(max: 1) == 1)
         ubuf.advance(4)
         #expect(ubuf.pageCount(max: 10) == 0)
         #expect(IOIterator(discarding: 1 << 20).pageCount(max: .max) == 0)
         let cache = PageCache()
-        let xarray = IOIterator(pageCache: cache, position: 4095, count: 2, direction: .source)
+        let xarray = try IOIterator(pageCache: cache, position: 4095, count: 2, direction: .source)
         #expect(xarray.pageCount(max: 100) == 2, "XARRAY counts the span, holes or not")
     }
 
     @Test("alignment ORs addresses and lengths of every piece")
-    func alignment() {
+    func alignment() throws {
         let segments = [iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x1000), iov_len: 0x200),
                         iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x3000), iov_len: 0x1000)]
-        segments.withUnsafeBufferPointer { segments in
-            var iterator = IOIterator(iovecs: segments, direction: .source)
+        try segments.withUnsafeBufferPointer { segments in
+            var iterator = try IOIterator(iovecs: segments, direction: .source)
             #expect(iterator.alignment == 0x1000 | 0x200 | 0x3000 | 0x1000)
             iterator.advance(0x10)
             #expect(iterator.alignment & 0xf == 0x0, "0x1010 | 0x1f0 keeps 16-byte alignment")
             #expect(iterator.alignment & 0x1f == 0x10)
         }
-        #expect(IOIterator(ubufAt: 0x2001, count: 0x100, direction: .source).alignment == 0x2101)
+        #expect(try IOIterator(ubufAt: 0x2001, count: 0x100, direction: .source).alignment == 0x2101)
     }
 
     @Test("zero-fill writes zeros through the iterator")
@@ -123,7 +123,7 @@ struct IteratorOperationTests {
         let cache = PageCache()
         try cache.insert(pool.allocateFolio(order: 0), at: 0)
         try cache.insert(pool.allocateFolio(order: 0), at: 2)
-        var iterator = IOIterator(pageCache: cache, position: 100, count: 3 * pageSize - 100, direction: .source)
+        var iterator = try IOIterator(pageCache: cache, position: 100, count: 3 * pageSize - 100, direction: .source)
         var out = [UInt8](repeating: 0, count: 3 * pageSize)
         #expect(out.withUnsafeMutableBytes { iterator.copy(into: $0) } == pageSize - 100)
     }
@@ -151,14 +151,14 @@ struct HoleWalkTests {
         let cache = PageCache()
         try cache.insert(try pool.allocateFolio(order: 0), at: 0)
         try cache.insert(try pool.allocateFolio(order: 0), at: 3)
-        var iterator = IOIterator(pageCache: cache, position: 0, count: 4 * pageSize, direction: .source)
+        var iterator = try IOIterator(pageCache: cache, position: 0, count: 4 * pageSize, direction: .source)
         let offered = iterator.walk(maxBytes: pageSize + 10, holes: .skip) { $0.length }
         #expect(offered == pageSize + 10)
         iterator.advance(past: offered, holes: .skip)
         #expect(iterator.pageCachePosition == 3 * pageSize + 10)
         #expect(iterator.count == pageSize - 10)
         // With holes stopping the walk, advance(past:) is plain advance.
-        var stopping = IOIterator(pageCache: cache, position: 0, count: 4 * pageSize, direction: .source)
+        var stopping = try IOIterator(pageCache: cache, position: 0, count: 4 * pageSize, direction: .source)
         stopping.advance(past: 100, holes: .stop)
         #expect(stopping.pageCachePosition == 100)
     }

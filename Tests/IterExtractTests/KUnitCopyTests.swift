@@ -21,11 +21,11 @@ final class KUnitCopyTests {
     }
 
     @Test("copy to KVEC lays the pattern range by range")
-    func copyToKVec() {
+    func copyToKVec() throws {
         buffer.zero()
         let kvecs = buffer.kvecs()
-        let copied = kvecs.withUnsafeBufferPointer { segments in
-            var iterator = IOIterator(kvecs: segments, direction: .destination)
+        let copied = try kvecs.withUnsafeBufferPointer { segments in
+            var iterator = try IOIterator(kvecs: segments, direction: .destination)
             let size = iterator.count
             let copied = iterator.copy(from: UnsafeRawBufferPointer(rebasing: scratch[0..<size]))
             #expect(copied == size)
@@ -38,12 +38,12 @@ final class KUnitCopyTests {
     }
 
     @Test("copy from KVEC gathers the ranges in order")
-    func copyFromKVec() {
+    func copyFromKVec() throws {
         buffer.fillWithPattern()
         let kvecs = buffer.kvecs()
         memset(scratch.baseAddress!, 0, scratch.count)
-        kvecs.withUnsafeBufferPointer { segments in
-            var iterator = IOIterator(kvecs: segments, direction: .source)
+        try kvecs.withUnsafeBufferPointer { segments in
+            var iterator = try IOIterator(kvecs: segments, direction: .source)
             let size = iterator.count
             #expect(iterator.copy(into: scratch) == size)
             #expect(iterator.count == 0)
@@ -55,11 +55,11 @@ final class KUnitCopyTests {
     }
 
     @Test("copy to BVEC lays the pattern range by range")
-    func copyToBVec() {
+    func copyToBVec() throws {
         buffer.zero()
         let bvecs = buffer.bvecs()
-        bvecs.withUnsafeBufferPointer { elements in
-            var iterator = IOIterator(bvecs: elements, direction: .destination)
+        try bvecs.withUnsafeBufferPointer { elements in
+            var iterator = try IOIterator(bvecs: elements, direction: .destination)
             let size = iterator.count
             #expect(iterator.copy(from: UnsafeRawBufferPointer(rebasing: scratch[0..<size])) == size)
             #expect(iterator.count == 0)
@@ -69,11 +69,11 @@ final class KUnitCopyTests {
     }
 
     @Test("copy from BVEC gathers the ranges in order")
-    func copyFromBVec() {
+    func copyFromBVec() throws {
         buffer.fillWithPattern()
         memset(scratch.baseAddress!, 0, scratch.count)
-        buffer.bvecs().withUnsafeBufferPointer { elements in
-            var iterator = IOIterator(bvecs: elements, direction: .source)
+        try buffer.bvecs().withUnsafeBufferPointer { elements in
+            var iterator = try IOIterator(bvecs: elements, direction: .source)
             let size = iterator.count
             #expect(iterator.copy(into: scratch) == size)
             #expect(iterator.count == 0)
@@ -121,13 +121,13 @@ final class KUnitCopyTests {
     }
 
     @Test("copy to XARRAY: one iterator per range")
-    func copyToXArray() {
+    func copyToXArray() throws {
         buffer.zero()
         let cache = buffer.pageCache()
         var done = 0
         for range in KUnit.kvecRanges {
             let size = range.to - range.from
-            var iterator = IOIterator(pageCache: cache, position: range.from, count: size, direction: .destination)
+            var iterator = try IOIterator(pageCache: cache, position: range.from, count: size, direction: .destination)
             #expect(iterator.copy(from: UnsafeRawBufferPointer(rebasing: scratch[done..<done + size])) == size)
             #expect(iterator.count == 0)
             #expect(iterator.pageCachePosition == range.to)
@@ -137,14 +137,14 @@ final class KUnitCopyTests {
     }
 
     @Test("copy from XARRAY: one iterator per range")
-    func copyFromXArray() {
+    func copyFromXArray() throws {
         buffer.fillWithPattern()
         memset(scratch.baseAddress!, 0, scratch.count)
         let cache = buffer.pageCache()
         var done = 0
         for range in KUnit.kvecRanges {
             let size = range.to - range.from
-            var iterator = IOIterator(pageCache: cache, position: range.from, count: size, direction: .source)
+            var iterator = try IOIterator(pageCache: cache, position: range.from, count: size, direction: .source)
             #expect(iterator.copy(into: UnsafeMutableRawBufferPointer(rebasing: scratch[done..<done + size])) == size)
             #expect(iterator.count == 0)
             done += size

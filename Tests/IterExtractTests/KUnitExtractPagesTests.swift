@@ -57,19 +57,19 @@ struct KUnitExtractPagesTests {
     }
 
     @Test("KVEC: one segment per call, pages through the virtual mapping")
-    func kvec() {
+    func kvec() throws {
         let ranges = KUnit.kvecRanges
-        buffer.kvecs(ranges).withUnsafeBufferPointer { segments in
-            var iterator = IOIterator(kvecs: segments, direction: .destination)
+        try buffer.kvecs(ranges).withUnsafeBufferPointer { segments in
+            var iterator = try IOIterator(kvecs: segments, direction: .destination)
             expectPages(&iterator, ranges: ranges, ledger: PinLedger(mode: .exact))
         }
     }
 
     @Test("BVEC: spans page-aligned elements")
-    func bvec() {
+    func bvec() throws {
         let ranges = KUnitBuffer.bvecBufferRanges()
-        buffer.bvecs().withUnsafeBufferPointer { elements in
-            var iterator = IOIterator(bvecs: elements, direction: .destination)
+        try buffer.bvecs().withUnsafeBufferPointer { elements in
+            var iterator = try IOIterator(bvecs: elements, direction: .destination)
             expectPages(&iterator, ranges: ranges, ledger: PinLedger(mode: .exact))
         }
     }
@@ -86,10 +86,10 @@ struct KUnitExtractPagesTests {
     }
 
     @Test("XARRAY: one iterator per KVEC range")
-    func xarray() {
+    func xarray() throws {
         let cache = buffer.pageCache()
         for range in KUnit.kvecRanges where range.to > range.from {
-            var iterator = IOIterator(pageCache: cache, position: range.from, count: range.to - range.from, direction: .destination)
+            var iterator = try IOIterator(pageCache: cache, position: range.from, count: range.to - range.from, direction: .destination)
             expectPages(&iterator, ranges: [range], ledger: PinLedger(mode: .exact))
         }
     }

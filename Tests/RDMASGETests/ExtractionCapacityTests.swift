@@ -94,7 +94,7 @@ struct ExtractionCapacityTests {
         try segments.withUnsafeBufferPointer { segments throws in
             var results: [[SGE]] = []
             for keys in [counting, uncounted] {
-                var iterator = IOIterator(kvecs: segments, direction: .source)
+                var iterator = try IOIterator(kvecs: segments, direction: .source)
                 var sges: [SGE] = []
                 _ = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1000, keys: keys)
                 iterator.release(extractedSGEs: sges, keys: keys)

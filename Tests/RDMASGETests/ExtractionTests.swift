@@ -83,7 +83,7 @@ struct ExtractionTests {
                         iovec(iov_base: UnsafeMutableRawPointer(bitPattern: a + 100), iov_len: 4900),
                         iovec(iov_base: UnsafeMutableRawPointer(bitPattern: a + 8192), iov_len: 4096)]
         try segments.withUnsafeBufferPointer { (segments) throws -> Void in
-            var iterator = IOIterator(kvecs: segments, direction: .source)
+            var iterator = try IOIterator(kvecs: segments, direction: .source)
             var sges: [SGE] = []
             #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: table) == 9096)
             #expect(sges == [sge(a, 4096, 1), sge(a + 4096, 904, 2), sge(a + 8192, 4096, 2)])
@@ -97,7 +97,7 @@ struct ExtractionTests {
         var table = RegionTable()
         try table.insert(.init(coverage: a..<a + 4096, lkey: 7, access: []))
         try table.insert(.init(coverage: a + 4096..<a + 16384, lkey: 7, access: []))
-        var iterator = IOIterator(ubufAt: a + 10, count: 10000, direction: .source)
+        var iterator = try IOIterator(ubufAt: a + 10, count: 10000, direction: .source)
         var sges: [SGE] = []
         let ledger = PinLedger(mode: .exact)
         #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: table, ledger: ledger) == 10000)
@@ -167,7 +167,7 @@ struct ExtractionTests {
         let keys = SingleKeyResolver(lkey: 9, coverage: base..<base + (1 << 34), access: [])
         let segment = [iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base), iov_len: length)]
         try segment.withUnsafeBufferPointer { (segment) throws -> Void in
-            var iterator = IOIterator(kvecs: segment, direction: .source)
+            var iterator = try IOIterator(kvecs: segment, direction: .source)
             var sges: [SGE] = []
             #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 4, keys: keys) == length)
             #expect(sges == [SGE(address: UInt64(base), length: .max, lkey: 9),
@@ -184,7 +184,7 @@ struct ExtractionTests {
                         iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base + UInt(half)), iov_len: half),
                         iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base + UInt(4 * half)), iov_len: 10)]
         try segments.withUnsafeBufferPointer { (segments) throws -> Void in
-            var iterator = IOIterator(kvecs: segments, direction: .source)
+            var iterator = try IOIterator(kvecs: segments, direction: .source)
             var sges: [SGE] = []
             sges.reserveCapacity(8)
             #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: keys) == 2 * half + 10)
@@ -220,8 +220,8 @@ struct ExtractionTests {
             total += length
         }
         try segments.withUnsafeBufferPointer { (segments) throws -> Void in
-            var iterator = kind == .iovec ? IOIterator(iovecs: segments, direction: .source)
-                                          : IOIterator(kvecs: segments, direction: .source)
+            var iterator = kind == .iovec ? try IOIterator(iovecs: segments, direction: .source)
+                                          : try IOIterator(kvecs: segments, direction: .source)
             var sges: [SGE] = []
             sges.reserveCapacity(8)
             let ledger = PinLedger(mode: .counting)

@@ -208,11 +208,12 @@ final class FaultMemory: @unchecked Sendable {
         return Self.segmentLayout.map { MemoryRange(address: base + UInt($0.offset), length: $0.length) }
     }
 
+    /// The fixture made the memory, so making the iterator cannot throw.
     func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator {
         switch kind {
-        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: direction)
-        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(iovecs), direction: direction)
-        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
+        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: direction)
+        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(iovecs), direction: direction)
+        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
         default: preconditionFailure("no fault-injection fixture for \(kind)")
         }
     }

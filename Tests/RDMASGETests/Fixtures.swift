@@ -41,13 +41,14 @@ final class WholeBuffer: @unchecked Sendable {
     /// The pool's direct view (BVEC, XARRAY, FOLIOQ memory).
     var poolRange: Range<UInt> { buffer.pool.addressRange }
 
+    /// The fixture made the memory, so making the iterator cannot throw.
     func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator {
         switch kind {
-        case .ubuf: IOIterator(ubufAt: mappingRange.lowerBound, count: count, direction: direction)
-        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(segments), direction: direction)
-        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(segments), direction: direction)
-        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
-        case .xarray: IOIterator(pageCache: cache, position: 0, count: count, direction: direction)
+        case .ubuf: try! IOIterator(ubufAt: mappingRange.lowerBound, count: count, direction: direction)
+        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(segments), direction: direction)
+        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(segments), direction: direction)
+        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
+        case .xarray: try! IOIterator(pageCache: cache, position: 0, count: count, direction: direction)
         case .folioq: IOIterator(folioQueue: queue, count: count, direction: direction)
         default: preconditionFailure("no memory for \(kind)")
         }

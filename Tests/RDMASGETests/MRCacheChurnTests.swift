@@ -220,7 +220,7 @@ final class Churn {
         clock += 1
         log.append("extract(\(segments.map { "\($0.iov_base!)+\($0.iov_len)" }))")
         segments.withUnsafeMutableBufferPointer { buffer in
-            var iterator = IOIterator(iovecs: UnsafeBufferPointer(buffer), direction: .source)
+            var iterator = try! IOIterator(iovecs: UnsafeBufferPointer(buffer), direction: .source)
             let ranges = remainingRanges(iterator)
             var sges: [SGE] = []
             do throws(RDMAError) {
@@ -283,7 +283,7 @@ final class Churn {
         case .extraction(let sges, var iovecs):
             log.append("release(\(sges.count) SGEs)")
             iovecs.withUnsafeMutableBufferPointer { buffer in
-                IOIterator(iovecs: UnsafeBufferPointer(buffer), direction: .source)
+                try! IOIterator(iovecs: UnsafeBufferPointer(buffer), direction: .source)
                     .release(extractedSGEs: sges, keys: cache, ledger: ledger)
             }
         }

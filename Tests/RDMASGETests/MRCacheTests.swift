@@ -159,7 +159,7 @@ struct MRCacheTests {
         attributes.maxMemoryRegionSize = 8 * pageSize
         let verbs = try VerbsPair(attributes: attributes, connect: false)
         let cache = MRCache(domain: verbs.domain)
-        var iterator = IOIterator(ubufAt: memory.address, count: 20 * pageSize, direction: .source)
+        var iterator = try IOIterator(ubufAt: memory.address, count: 20 * pageSize, direction: .source)
         var sges: [SGE] = []
         let ledger = PinLedger(mode: .exact)
         #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: cache, ledger: ledger) == 20 * pageSize)

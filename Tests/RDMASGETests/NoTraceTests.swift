@@ -77,28 +77,6 @@ struct NoTraceTests {
         source.release(extractedSGEs: sges, keys: keys, ledger: ledger)
     }
 
-    @Test("a user range that wraps around the address space")
-    func overflow() throws {
-        let keys = SingleKeyResolver(lkey: 1, coverage: 0..<UInt.max, access: .all)
-        let ledger = PinLedger(mode: .exact)
-        var iterator = IOIterator(ubufAt: UInt.max - 10, count: 100, direction: .source)
-        expectNoTrace(&iterator, keys: keys, ledger: ledger, error: .addressOverflow(address: UInt.max - 10, length: 100))
-        // The same in an IOVEC, after segments the segment loop already turned into SGEs
-        // (written into the array, some merged), and partway into its first segment.
-        let segments = [iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x10000), iov_len: 5000),
-                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x10000 + 5000), iov_len: 300),
-                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: 0x40000), iov_len: 70),
-                        iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt.max - 10), iov_len: 100)]
-        segments.withUnsafeBufferPointer { segments in
-            for maxSGEs in [2, 64] {
-                var vector = IOIterator(iovecs: segments, direction: .source)
-                vector.advance(17)
-                expectNoTrace(&vector, keys: keys, ledger: ledger, error: .addressOverflow(address: UInt.max - 10, length: 100),
-                              maxSGEs: maxSGEs)
-            }
-        }
-    }
-
     @Test("the pin limit, with MR-cache references taken first")
     func pinLimit() throws {
         let verbs = try VerbsPair()
@@ -110,7 +88,7 @@ struct NoTraceTests {
         expectNoTrace(&iterator, keys: cache, ledger: ledger, error: .pinLimitExceeded(requested: 256, available: 100),
                       references: { cache.referenceCount })
         #expect(cache.statistics.misses == 16)
-        var pieces = IOIterator(iovecs: UnsafeBufferPointer(rebasing: whole.segments[0..<8]), direction: .source)
+        var pieces = try IOIterator(iovecs: UnsafeBufferPointer(rebasing: whole.segments[0..<8]), direction: .source)
         let twoRegions = regionTable(over: whole.mappingRange, cuts: [80])
         expectNoTrace(&pieces, keys: twoRegions, ledger: ledger, error: .pinLimitExceeded(requested: 128, available: 100))
     }
@@ -124,7 +102,7 @@ struct NoTraceTests {
                         iovec(iov_base: memory.bytes.baseAddress! + 40960, iov_len: 100)]
         try segments.withUnsafeBufferPointer { (segments) throws -> Void in
             let ledger = PinLedger(mode: .exact)
-            var iterator = IOIterator(iovecs: segments, direction: .source)
+            var iterator = try IOIterator(iovecs: segments, direction: .source)
             verbs.device.inject(.registration(nth: 2))
             let refused = VerbsError(.registerMemory, errno: ENOMEM, "")
             expectNoTrace(&iterator, keys: cache, ledger: ledger, error: .registrationFailed(refused),

@@ -25,7 +25,7 @@ struct HostilePeerTests {
         let destination = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: pageSize)
         defer { destination.deallocate() }
         // The client exposes a destination, as for an SMB2 READ: the peer now holds a writable rkey.
-        var iterator = IOIterator(ubufAt: UInt(bitPattern: destination.baseAddress), count: destination.count,
+        var iterator = try IOIterator(ubufAt: UInt(bitPattern: destination.baseAddress), count: destination.count,
                                   direction: .destination)
         let registration = try loop.initiator.register(&iterator, maxSize: destination.count, ledger: ledger)
         let descriptor = try #require(registration.descriptors.first)

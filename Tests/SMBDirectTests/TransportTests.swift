@@ -38,7 +38,7 @@ struct TransportTests {
             randomBytes(pageSize, seed: UInt64(index)).withUnsafeBytes { page.baseAddress.copyMemory(from: $0.baseAddress!, byteCount: pageSize) }
         }
         let size = 10 << 20
-        var iterator = IOIterator(pageCache: cache, position: 100, count: size, direction: .source)
+        var iterator = try IOIterator(pageCache: cache, position: 100, count: size, direction: .source)
         var expected = [UInt8](repeating: 0, count: size)
         var copy = iterator
         expected.withUnsafeMutableBytes { _ = copy.copy(into: $0) }

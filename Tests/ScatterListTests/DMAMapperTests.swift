@@ -74,7 +74,7 @@ struct DMAMapperTests {
         let kvecs = buffer.kvecs()
         let table = ScatterTable()
         try kvecs.withUnsafeBufferPointer { segments in
-            var iterator = IOIterator(kvecs: segments, direction: .source)
+            var iterator = try IOIterator(kvecs: segments, direction: .source)
             try iterator.extract(maxSize: .max, into: table, maxEntries: 1000)
         }
         let iommu = IOMMUMapper(pageCount: 512)

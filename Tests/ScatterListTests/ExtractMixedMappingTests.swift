@@ -36,8 +36,8 @@ struct ExtractMixedMappingTests {
                 let table = ScatterTable(chunkCapacity: 3)
                 let ledger = PinLedger(mode: .exact)
                 try segments.withUnsafeBufferPointer { (array) throws -> Void in
-                    var iterator = kind == .kvec ? IOIterator(kvecs: array, direction: .source)
-                                                 : IOIterator(iovecs: array, direction: .source)
+                    var iterator = kind == .kvec ? try IOIterator(kvecs: array, direction: .source)
+                                                 : try IOIterator(iovecs: array, direction: .source)
                     while iterator.count > 0 {
                         let maxSize = Int(random.next() % UInt64(4 * pageSize)) + 1
                         let maxEntries = Int(random.next() % 4) + 1

@@ -40,6 +40,7 @@ enum KUnitSource: String, CaseIterable, Sendable, CustomStringConvertible {
     }
 
     /// Calls `body` with a source iterator over the fixture, and the bytes it describes.
+    /// The fixture's memory is valid, so making the iterator cannot throw.
     func withIterator<R>(_ buffer: KUnitBuffer, _ body: (inout IOIterator, [UInt8]) throws -> R) rethrows -> R {
         buffer.fillWithPattern()
         let whole = KUnitBuffer.expectedStream(ranges: [(0, buffer.count)])
@@ -47,19 +48,19 @@ enum KUnitSource: String, CaseIterable, Sendable, CustomStringConvertible {
         case .kvec:
             let kvecs = buffer.kvecs()
             return try kvecs.withUnsafeBufferPointer { segments in
-                var iterator = IOIterator(kvecs: segments, direction: .source)
+                var iterator = try! IOIterator(kvecs: segments, direction: .source)
                 return try body(&iterator, KUnitBuffer.expectedStream(ranges: KUnit.kvecRanges))
             }
         case .bvec:
             return try Self.wholeBufferBVecs(buffer).withUnsafeBufferPointer { segments in
-                var iterator = IOIterator(bvecs: segments, direction: .source)
+                var iterator = try! IOIterator(bvecs: segments, direction: .source)
                 return try body(&iterator, whole)
             }
         case .folioq:
             var iterator = IOIterator(folioQueue: buffer.folioQueue(), count: buffer.count, direction: .source)
             return try body(&iterator, whole)
         case .xarray:
-            var iterator = IOIterator(pageCache: buffer.pageCache(), position: 0, count: buffer.count, direction: .source)
+            var iterator = try! IOIterator(pageCache: buffer.pageCache(), position: 0, count: buffer.count, direction: .source)
             return try body(&iterator, whole)
         case .ubuf:
             var iterator = IOIterator(source: UnsafeRawBufferPointer(buffer.bytes))

@@ -97,14 +97,14 @@ public final class RandomIterator: @unchecked Sendable, CustomStringConvertible 
     /// A fresh model of the bytes.
     public var model: ReferenceModel { ReferenceModel(ranges: ranges) }
 
-    /// A fresh iterator at the start.
+    /// A fresh iterator at the start. The fixture made the memory, so the iterator is valid and making it cannot throw.
     public func makeIterator() -> IOIterator {
         switch kind {
-        case .ubuf: IOIterator(ubufAt: ranges[0].address, count: ranges[0].length, direction: direction)
-        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(iovecs!), direction: direction)
-        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(iovecs!), direction: direction)
-        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bvecs!), direction: direction)
-        case .xarray: IOIterator(pageCache: cache!, position: cachePosition, count: totalCount, direction: direction)
+        case .ubuf: try! IOIterator(ubufAt: ranges[0].address, count: ranges[0].length, direction: direction)
+        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(iovecs!), direction: direction)
+        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(iovecs!), direction: direction)
+        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bvecs!), direction: direction)
+        case .xarray: try! IOIterator(pageCache: cache!, position: cachePosition, count: totalCount, direction: direction)
         case .folioq: IOIterator(folioQueue: queue!, offset: queueOffset, count: totalCount, direction: direction)
         default: preconditionFailure()
         }

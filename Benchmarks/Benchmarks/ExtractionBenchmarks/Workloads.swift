@@ -95,10 +95,10 @@ final class Workload: @unchecked Sendable {
 
     private lazy var prototype: IOIterator = {
         switch kind {
-        case .iovec: IOIterator(iovecs: UnsafeBufferPointer(iovecs!), direction: .source)
-        case .kvec: IOIterator(kvecs: UnsafeBufferPointer(iovecs!), direction: .source)
-        case .bvec: IOIterator(bvecs: UnsafeBufferPointer(bvecs!), direction: .source)
-        case .xarray: IOIterator(pageCache: cache!, position: 0, count: byteCount, direction: .source)
+        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(iovecs!), direction: .source)
+        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(iovecs!), direction: .source)
+        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bvecs!), direction: .source)
+        case .xarray: try! IOIterator(pageCache: cache!, position: 0, count: byteCount, direction: .source)
         default: preconditionFailure("no workload of kind \(kind)")
         }
     }()
