@@ -22,6 +22,9 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
     case pinLimitExceeded(requested: Int, available: Int)
     /// The verbs backend refused to register memory on an MR-cache miss.
     case registrationFailed(VerbsError)
+    /// A peer's range for RDMA WRITE or READ, `length` bytes from `remoteAddress`,
+    /// that would run past the top of its address space.
+    case remoteRangeOverflow(remoteAddress: UInt64, length: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +40,8 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
         case .pinLimitExceeded(let requested, let available):
             "pinning \(requested) pages exceeds the \(available) the ledger still allows"
         case .registrationFailed(let error): "registration failed: \(error)"
+        case .remoteRangeOverflow(let remoteAddress, let length):
+            "the remote range of \(length) bytes at 0x\(String(remoteAddress, radix: 16)) wraps around the address space"
         }
     }
 }

@@ -134,9 +134,15 @@ public final class WorkRequestPlan {
     ///
     /// The previous plan must have been released.
     ///
+    /// For RDMA WRITE and READ the peer's range is checked first, before anything is
+    /// extracted: the most bytes this build could plan (the least of `maxSize`, the
+    /// iterator's ``IOIterator/count`` and ``requestCapacity`` requests of
+    /// ``Limits/maxMessageSize``) from the remote address must end below 2^64.
+    ///
     /// - Returns: The bytes planned.
-    /// - Throws: What ``IOIterator/extract(maxSize:into:maxSGEs:keys:ledger:)`` throws;
-    ///   on error the iterator is unchanged, the plan is empty and nothing is retained.
+    /// - Throws: ``RDMAError/remoteRangeOverflow(remoteAddress:length:)`` for a remote
+    ///   range that would wrap; what ``IOIterator/extract(maxSize:into:maxSGEs:keys:ledger:)``
+    ///   throws. On error the iterator is unchanged, the plan is empty and nothing is retained.
     @discardableResult
     public func build<Keys: KeyResolver>(
         from iterator: inout IOIterator, operation: Operation, keys: Keys, ledger: PinLedger = .shared, maxSize: Int = .max
@@ -147,6 +153,13 @@ public final class WorkRequestPlan {
         requests.removeAll(keepingCapacity: true)
         byteCount = 0
         postedCount = 0
+        if let remoteAddress = operation.remoteAddress {
+            let (capacity, overflow) = requestCapacity.multipliedReportingOverflow(by: limits.maxMessageSize)
+            let most = Swift.min(maxSize, iterator.count, overflow ? .max : capacity)
+            guard !remoteAddress.addingReportingOverflow(UInt64(most)).overflow else {
+                throw .remoteRangeOverflow(remoteAddress: remoteAddress, length: most)
+            }
+        }
         let saved = iterator
         let payloadSGEs = limits.maxSGEs - limits.reservedSGEs
         do {
@@ -196,6 +209,7 @@ public final class WorkRequestPlan {
     }
 
     /// Posts every request, in order, with identifiers `firstID`, `firstID + 1`, …
+    /// (wrapping from `UInt64.max` to 0).
     /// Stops at the first refusal; ``postedCount`` tells how many went out, and those
     /// must complete before the plan is released. With ``Signaling/last`` a refusal
     /// leaves the requests that went out with no completion to wait for: use
@@ -207,9 +221,10 @@ public final class WorkRequestPlan {
         lastSignalledID = nil
         for index in requests.indices {
             let signaled = signaling == .every || index == requests.count - 1
-            try queuePair.postSend(workRequest(at: index, id: firstID + UInt64(index), signaled: signaled))
+            let id = firstID &+ UInt64(index)
+            try queuePair.postSend(workRequest(at: index, id: id, signaled: signaled))
             postedCount += 1
-            if signaled { lastSignalledID = firstID + UInt64(index) }
+            if signaled { lastSignalledID = id }
         }
     }
 
@@ -290,5 +305,13 @@ extension WorkRequestPlan.Operation {
     var isRead: Bool {
         if case .rdmaRead = self { return true }
         return false
+    }
+
+    /// The peer's address of the first byte, for RDMA WRITE and READ.
+    var remoteAddress: UInt64? {
+        switch self {
+        case .send, .sendWithImmediate: nil
+        case .rdmaWrite(let address, _), .rdmaWriteWithImmediate(let address, _, _), .rdmaRead(let address, _): address
+        }
     }
 }

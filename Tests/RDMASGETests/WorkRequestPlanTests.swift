@@ -97,6 +97,60 @@ struct WorkRequestPlanTests {
         #expect(ledger.isEmpty && cache.referenceCount == 0)
     }
 
+    @Test("a remote range that would wrap past 2^64 is refused before anything is extracted, pinned or referenced")
+    func remoteRangeOverflow() throws {
+        let verbs = try VerbsPair(connect: false)
+        let whole = WholeBuffer()
+        let cache = MRCache(domain: verbs.domain)
+        let ledger = PinLedger(mode: .exact)
+        let plan = WorkRequestPlan(requestCapacity: 8, limits: .init(maxSGEs: 4, maxMessageSize: 64 << 10))
+        let high = UInt64.max - 1000
+        let operations: [WorkRequestPlan.Operation] = [
+            .rdmaWrite(remoteAddress: high, rkey: 1),
+            .rdmaWriteWithImmediate(remoteAddress: high, rkey: 1, immediateData: 2),
+            .rdmaRead(remoteAddress: high, rkey: 1),
+        ]
+        for operation in operations {
+            var iterator = whole.iterator(.iovec, operation == .rdmaRead(remoteAddress: high, rkey: 1) ? .destination : .source)
+            let ranges = remainingRanges(iterator)
+            // The most the plan could hold: 8 requests of 64 KiB.
+            #expect(throws: RDMAError.remoteRangeOverflow(remoteAddress: high, length: 8 << 16)) {
+                try plan.build(from: &iterator, operation: operation, keys: cache, ledger: ledger)
+            }
+            #expect(remainingRanges(iterator) == ranges && iterator.count == whole.count)
+            #expect(plan.requests.isEmpty && plan.byteCount == 0 && !plan.isRetaining)
+            #expect(ledger.isEmpty && cache.referenceCount == 0 && cache.statistics.misses == 0)
+        }
+        // maxSize bounds the range too: a range that ends at the last address fits, one byte more does not.
+        var iterator = whole.iterator(.iovec, .source)
+        #expect(throws: RDMAError.remoteRangeOverflow(remoteAddress: UInt64.max - 4999, length: 5000)) {
+            try plan.build(from: &iterator, operation: .rdmaWrite(remoteAddress: UInt64.max - 4999, rkey: 1),
+                           keys: cache, ledger: ledger, maxSize: 5000)
+        }
+        #expect(try plan.build(from: &iterator, operation: .rdmaWrite(remoteAddress: UInt64.max - 5000, rkey: 1),
+                               keys: cache, ledger: ledger, maxSize: 5000) == 5000)
+        #expect(plan.requests.last?.remoteAddress == UInt64.max - 5000)
+        plan.release()
+        #expect(ledger.isEmpty && cache.referenceCount == 0)
+    }
+
+    @Test("work-request identifiers wrap around past UInt64.max")
+    func identifiersWrap() throws {
+        let verbs = try VerbsPair()
+        let whole = WholeBuffer()
+        let target = PlainBuffer(pages: 1)
+        let region = try verbs.domain.registerMemory(target.bytes, access: .all)
+        let cache = MRCache(domain: verbs.domain)
+        var iterator = whole.iterator(.ubuf, .source)
+        let plan = WorkRequestPlan(requestCapacity: 3, limits: .init(maxSGEs: 1, maxMessageSize: 100))
+        try plan.build(from: &iterator, operation: .rdmaWrite(remoteAddress: UInt64(region.address), rkey: region.rkey),
+                       keys: cache, maxSize: 300)
+        try plan.post(on: verbs.sender, firstID: .max - 1, signaling: .every)
+        #expect(plan.postedCount == 3)
+        #expect(try plan.complete(polling: verbs.senderQueue) == .success)
+        #expect(cache.referenceCount == 0)
+    }
+
     @Test("a refused post reports how many went out; completing them releases the plan")
     func refusedPost() throws {
         let verbs = try VerbsPair()
