@@ -29,7 +29,7 @@ public final class FolioQueue: @unchecked Sendable {
         var tail = head
         for folio in folios {
             if tail.isFull { tail = tail.appendSegment() }
-            try! tail.append(folio)
+            tail.folios.append(folio)
         }
         return head
     }

@@ -60,7 +60,7 @@ extension IOIterator {
         case .pipe:
             return try extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
         case .discard:
-            preconditionFailure("unreachable")
+            throw .notExtractable(kind)
         }
     }
 
@@ -166,6 +166,8 @@ extension IOIterator {
         into pages: inout [Page], maxPages: Int, limit: Int
     ) throws(IOIteratorError) -> PageExtraction {
         let room = roomInNewestPipeBuffer
+        // More pages than the bytes can fill change nothing, and fewer keep the products below in range.
+        let maxPages = Swift.min(maxPages, limit / pageSize + 2)
         let budget = room > 0 ? Swift.min(limit, room + (maxPages - 1) * pageSize) : Swift.min(limit, maxPages * pageSize)
         var firstOffset = 0
         let start = pages.count

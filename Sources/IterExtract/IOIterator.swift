@@ -232,7 +232,8 @@ public struct IOIterator {
     /// A PIPE iterator that appends up to `count` bytes to `pipe`.
     ///
     /// The count is clamped to what the pipe's free buffers can hold; bytes go into
-    /// fresh pages, never into a buffer the iterator did not append.
+    /// fresh pages, never into a buffer the iterator did not append. A negative
+    /// `count` is a programmer error and traps.
     /// - Throws: ``IOIteratorError/pipeIsDestinationOnly`` for a source.
     public init(pipe: PagePipe, count: Int, direction: IODirection = .destination) throws(IOIteratorError) {
         guard direction == .destination else { throw .pipeIsDestinationOnly }
@@ -241,6 +242,8 @@ public struct IOIterator {
     }
 
     /// A DISCARD iterator: `count` bytes that go nowhere. The kernel's `iov_iter_discard`.
+    ///
+    /// A negative `count` is a programmer error and traps.
     public init(discarding count: Int) {
         self.init(kind: .discard, direction: .destination, count: count)
     }

@@ -34,10 +34,14 @@ public struct Page: Hashable, Comparable, Sendable, CustomStringConvertible {
     @inlinable
     public var address: UInt { frame << UInt(pageShift) }
 
-    /// A pointer to the first byte of the page.
+    /// A pointer to the first byte of the page. Frame 0 holds no memory, so asking
+    /// for its pointer is a programmer error and traps.
     @inlinable
     public var baseAddress: UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(bitPattern: address)!
+        guard let pointer = UnsafeMutableRawPointer(bitPattern: address) else {
+            preconditionFailure("page frame 0 has no memory to point to")
+        }
+        return pointer
     }
 
     /// The page `n` frames after this one.

@@ -28,13 +28,19 @@ public final class PageCache: @unchecked Sendable {
     /// All entries in index order.
     public var allEntries: [Entry] { entries }
 
+    /// One past the last page index a folio may occupy: every byte position of the
+    /// cache is then an `Int` (2^51 with 4 KiB pages).
+    public static let indexLimit = (Int.max >> pageShift) + 1
+
     /// Puts `folio` at `index`.
     ///
-    /// - Throws: ``MemoryError/misalignedIndex(index:order:)`` when `index` is not a
+    /// - Throws: ``MemoryError/indexOutOfRange(_:)`` when `index` is negative or the
+    ///   folio would reach past ``indexLimit``;
+    ///   ``MemoryError/misalignedIndex(index:order:)`` when `index` is not a
     ///   multiple of the folio's page count; ``MemoryError/indexOccupied(_:)`` when
     ///   any index the folio would occupy is taken.
     public func insert(_ folio: Folio, at index: Int) throws(MemoryError) {
-        precondition(index >= 0, "page-cache indices are not negative")
+        guard index >= 0, index <= Self.indexLimit - folio.pageCount else { throw .indexOutOfRange(index) }
         guard index % folio.pageCount == 0 else { throw .misalignedIndex(index: index, order: folio.order) }
         let position = firstPosition(endingAfter: index)
         if position < entries.count, entries[position].index < index + folio.pageCount {

@@ -51,7 +51,12 @@ public struct LoopbackTransfer<Device: VerbsDevice> {
     /// The requests per plan.
     public let requestsPerPlan: Int
 
+    /// A transfer of plans of `requestsPerPlan` requests shaped by `limits`. For
+    /// ``Method/send`` each request's payload lands in one receive SGE, so
+    /// `limits.maxMessageSize` above `UInt32.max` is a programmer error and traps.
     public init(device: Device, method: Method, limits: WorkRequestPlan.Limits, requestsPerPlan: Int = 16) {
+        precondition(method != .send || limits.maxMessageSize <= Int(UInt32.max),
+                     "a SEND of more than UInt32.max bytes does not fit one receive SGE")
         self.device = device
         self.method = method
         self.limits = limits

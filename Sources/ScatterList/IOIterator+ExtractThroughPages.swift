@@ -33,7 +33,8 @@ extension IOIterator {
         if maxPages == 0 { return 0 }
         let segment = try pageMultipleMaxSegment(maxSegment)
         var pages: [Page] = []
-        pages.reserveCapacity(maxPages)
+        // Room for a call of whole pages; many small segments may take more, and the array grows.
+        pages.reserveCapacity(Swift.min(maxPages, limit / pageSize + 2))
         let start = table.count
         var working = self
         var bytes = 0

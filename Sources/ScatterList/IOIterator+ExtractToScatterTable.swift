@@ -48,7 +48,7 @@ extension IOIterator {
         if case .merged(let size) = granularity { maxSegment = try pageMultipleMaxSegment(size) }
         let start = table.count
         let builder = ScatterEntryBuilder(
-            table: table, firstEntry: start, endEntry: start + maxEntries, maxSegment: maxSegment,
+            table: table, firstEntry: start, endEntry: start + Swift.min(maxEntries, Int.max - start), maxSegment: maxSegment,
             translatesAddresses: kind == .ubuf || kind == .iovec || kind == .kvec, pins: extractionWillPin)
         let bytes: Int
         var end: (bytes: Int, index: Int, offset: Int)?

@@ -33,6 +33,7 @@ public final class IOMMUMapper: DMAMapper, Sendable {
     public init(iovaBase: UInt64 = 1 << 32, pageCount: Int, maxSegmentSize: Int = 1 << 16) {
         precondition(iovaBase & UInt64(pageMask) == 0, "the IOVA base is page-aligned")
         precondition(pageCount > 0, "an IOVA space has at least one page")
+        precondition(UInt64(pageCount) <= (UInt64.max - iovaBase) >> UInt64(pageShift), "the IOVA space ends below 2^64")
         precondition(maxSegmentSize > 0, "a max segment size is positive")
         self.iovaBase = iovaBase
         self.pageCount = pageCount
@@ -98,7 +99,8 @@ public final class IOMMUMapper: DMAMapper, Sendable {
     /// Frees the IOVA run the table was mapped into.
     public func unmap(_ table: ScatterTable) {
         guard table.mappedCount > 0, table[0].dmaLength > 0 else { return }
-        let first = Int((table[0].dmaAddress - iovaBase) >> UInt64(pageShift))
+        // A table mapped elsewhere finds no run here and traps with the message below.
+        let first = Int(truncatingIfNeeded: (table[0].dmaAddress &- iovaBase) >> UInt64(pageShift))
         state.withLock { state in
             guard let length = state.runs.removeValue(forKey: first) else {
                 preconditionFailure("the table was not mapped by this IOMMU")

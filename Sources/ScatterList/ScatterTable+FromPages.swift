@@ -20,6 +20,10 @@ extension ScatterTable {
     /// `maxSegment` bytes, with END on the last entry.
     /// Mirrors the kernel's `sg_alloc_table_from_pages_segment`.
     ///
+    /// `offset` must lie in the first page and `size` within what the pages hold
+    /// after it; anything else describes memory the caller did not give, a programmer
+    /// error that traps.
+    ///
     /// - Throws: ``ScatterListError/maxSegmentBelowPage(_:)``.
     public convenience init<Pages: Collection<Page>>(
         pages: Pages, offset: Int, size: Int, maxSegment: Int = ScatterTable.unlimitedSegment,
@@ -38,7 +42,8 @@ extension ScatterTable {
     /// entry. Mirrors the kernel's `sg_alloc_append_table_from_pages`.
     ///
     /// Unlike the kernel, a grown entry gains only the bytes `size` covers, and an
-    /// entry holding pins is never grown with pages that hold none.
+    /// entry holding pins is never grown with pages that hold none. As for the
+    /// initialiser, an `offset` or `size` the pages do not hold traps.
     ///
     /// - Throws: ``ScatterListError/maxSegmentBelowPage(_:)``;
     ///   ``ScatterListError/appendOffsetNotZero(_:)`` when the table is not empty and
@@ -59,7 +64,7 @@ extension ScatterTable {
         of pages: Pages, offset: Int, size: Int, maxSegment: Int, growingLast: Bool, pinned: Bool
     ) {
         precondition(offset >= 0 && offset < pageSize, "the first page's offset is within the page")
-        precondition(size >= 0 && offset + size <= pages.count * pageSize, "the pages hold the offset and size")
+        precondition(size >= 0 && size <= pages.count * pageSize - offset, "the pages hold the offset and size")
         var left = size
         var index = pages.startIndex
         if growingLast, count > 0 {

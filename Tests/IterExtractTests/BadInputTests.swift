@@ -107,6 +107,45 @@ struct BadInputTests {
         #expect(iterator.count == 2 * pageSize)
     }
 
+    @Test("a PIPE extraction with no page limit takes what the pipe holds")
+    func pipeUnlimitedPages() throws {
+        let pool = try PagePool(pageCount: 8)
+        let pipe = PagePipe(pool: pool, capacity: 4)
+        var iterator = try IOIterator(pipe: pipe, count: 3 * pageSize)
+        #expect(iterator.zero(100) == 100, "the newest buffer has room left")
+        var pages: [Page] = []
+        #expect(try iterator.extractPages(into: &pages, maxPages: .max, maxSize: .max).byteCount == 3 * pageSize - 100)
+        #expect(pages.count == 3 && iterator.count == 0)
+    }
+
+    @Test("page counts of FOLIOQ and XARRAY counts near Int.max do not overflow")
+    func pageCountsNearIntMax() throws {
+        let pool = try PagePool(pageCount: 1)
+        let queue = FolioQueue.chain(of: [try pool.allocateFolio()])
+        let folioQueue = IOIterator(folioQueue: queue, offset: 100, count: .max, direction: .source)
+        #expect(folioQueue.pageCount(max: .max) == (Int.max >> pageShift) + 2, "100 + Int.max bytes from a page start")
+        let pageCache = try IOIterator(pageCache: PageCache(), position: 100, count: .max - 100, direction: .source)
+        #expect(pageCache.pageCount(max: .max) == (Int.max >> pageShift) + 1, "positions 0 to Int.max - 1")
+        #expect(pageCache.pageCount(max: 3) == 3)
+    }
+
+    @Test("a page-cache index whose bytes would lie past Int.max, or a negative one, is refused")
+    func pageCacheIndexRange() throws {
+        let pool = try PagePool(pageCount: 4)
+        let cache = PageCache()
+        let small = try pool.allocateFolio()
+        let large = try pool.allocateFolio(order: 1)
+        let limit = (Int.max >> pageShift) + 1
+        #expect(throws: MemoryError.indexOutOfRange(-1)) { try cache.insert(small, at: -1) }
+        #expect(throws: MemoryError.indexOutOfRange(Int.max)) { try cache.insert(small, at: .max) }
+        #expect(throws: MemoryError.indexOutOfRange(limit)) { try cache.insert(small, at: limit) }
+        #expect(throws: MemoryError.indexOutOfRange(limit)) { try cache.insert(large, at: limit) }
+        try cache.insert(small, at: limit - 1)
+        #expect(cache.entry(containing: limit - 1)?.folio == small)
+        try cache.insert(large, at: limit - 4)
+        #expect(cache.entry(containing: limit - 3)?.folio == large && cache.folioCount == 2)
+    }
+
     @Test("isDirect: a range is direct unless a mapping shows memory somewhere in it")
     func directRanges() throws {
         let pool = try PagePool(pageCount: 8)

@@ -97,6 +97,13 @@ struct ConstructionTests {
         }
     }
 
+    @Test("a buffer pointer that wraps around the address space is a programmer error and traps")
+    func wrappingBufferPointerTraps() async {
+        await #expect(processExitsWith: .failure) {
+            _ = IOIterator(source: UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt.max - 10), count: 100))
+        }
+    }
+
     @Test("an XARRAY range that starts below 0 or ends past Int.max is refused; one ending at Int.max works")
     func pageCacheRange() throws {
         let cache = PageCache()

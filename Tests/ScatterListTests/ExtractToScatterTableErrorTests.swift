@@ -120,6 +120,18 @@ struct ExtractToScatterTableErrorTests {
         #expect(ledger.isEmpty)
     }
 
+    @Test("no entry or page limit (.max), after entries already in the table")
+    func unlimitedOutput() throws {
+        let buffer = KUnitBuffer()
+        let table = try Self.tableWithEarlierEntries(buffer)
+        let earlier = Array(table)
+        var iterator = IOIterator(source: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<3 * pageSize]))
+        #expect(try iterator.extract(maxSize: pageSize, into: table, maxEntries: .max) == pageSize)
+        #expect(try iterator.extractThroughPages(maxSize: .max, into: table, maxPages: .max) == 2 * pageSize)
+        #expect(Array(table.prefix(earlier.count)) == earlier && iterator.count == 0)
+        table.releasePins()
+    }
+
     // MARK: The kernel's 2026 bugs
 
     @Test("regression: a non-empty table is appended to, never overwritten (the kernel's scratch-area overlap)",
