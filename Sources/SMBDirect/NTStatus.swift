@@ -15,6 +15,7 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let badNetworkName = NTStatus(rawValue: 0xC000_00CC)
     public static let requestNotAccepted = NTStatus(rawValue: 0xC000_00D0)
     public static let fileClosed = NTStatus(rawValue: 0xC000_0128)
+    public static let tooManyOpenedFiles = NTStatus(rawValue: 0xC000_011F)
     public static let userSessionDeleted = NTStatus(rawValue: 0xC000_0203)
     public static let networkNameDeleted = NTStatus(rawValue: 0xC000_00C9)
     public static let diskFull = NTStatus(rawValue: 0xC000_007F)

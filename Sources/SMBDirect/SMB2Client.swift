@@ -30,7 +30,9 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// Writes larger than this go through the RDMA channel (the kernel's
     /// `rdma_readwrite_threshold` is 4 KiB).
     public var inlineThreshold: Int
-    /// The most buffer descriptors in one RDMA-channel write.
+    /// The most buffer descriptors in one RDMA-channel write: 1...4,095, as the
+    /// request's channel information holds (``write(_:to:at:progress:)`` throws
+    /// ``SMB2Error/invalidArgument(_:)`` otherwise).
     public var maxDescriptors: Int
     /// The dialect the server chose.
     public private(set) var dialect: UInt16 = 0
@@ -40,15 +42,18 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// Whether the server made the session a guest or null session.
     public private(set) var sessionFlags: UInt16 = 0
     /// The most bytes one WRITE may carry: the server's MaxWriteSize, and through the
-    /// RDMA channel the transport's MaxReadWriteSize too.
+    /// RDMA channel the transport's MaxReadWriteSize too, and at most what a credit
+    /// charge can pay for (65,535 credits of 64 KiB).
     public private(set) var maxWriteSize = 65_536
     /// The counters.
     public private(set) var statistics = Statistics()
     private var nextMessageID: UInt64 = 0
     private var credits = 1
 
+    /// A client on `connection` (the initiator's side) that sends writes of more than
+    /// `inlineThreshold` bytes through the RDMA channel, described by at most
+    /// `maxDescriptors` buffer descriptors each.
     public init(connection: SMBDirectConnection<Domain>, inlineThreshold: Int = 4096, maxDescriptors: Int = 16) {
-        precondition(inlineThreshold >= 0 && maxDescriptors > 0, "an inline threshold and at least one descriptor")
         self.connection = connection
         self.inlineThreshold = inlineThreshold
         self.maxDescriptors = maxDescriptors
@@ -62,7 +67,7 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         guard SMB2NegotiateRequest.dialects.contains(body.dialect) else { throw .unsupportedDialect(body.dialect) }
         dialect = body.dialect
         let transport = connection.limits?.maxReadWriteSize ?? 0
-        maxWriteSize = max(1, min(Int(body.maxWriteSize), transport))
+        maxWriteSize = max(1, min(Int(body.maxWriteSize), transport, Int(UInt16.max) * Self.creditSize))
     }
 
     /// Sets up an anonymous session: NTLMSSP NEGOTIATE, the server's CHALLENGE, then
@@ -83,15 +88,23 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     }
 
     /// Connects to the share at `path` (`\\server\share`).
+    ///
+    /// - Throws: ``SMB2Error/invalidArgument(_:)``, before anything is sent, for a
+    ///   path longer than 32,767 UTF-16 units.
     public func connectTree(_ path: String) throws(SMB2Error) {
-        let response = try exchange(.treeConnect) { SMB2TreeConnectRequest(path: path).encode(into: &$0) }
+        let request = try SMB2TreeConnectRequest(path: path)
+        let response = try exchange(.treeConnect) { request.encode(into: &$0) }
         _ = try SMB2TreeConnectResponse(decoding: response)
         treeID = try SMB2Header(decoding: response).treeID
     }
 
     /// Creates (or truncates) the file `name` (relative to the share) and opens it for writing.
+    ///
+    /// - Throws: ``SMB2Error/invalidArgument(_:)``, before anything is sent, for a
+    ///   name longer than 32,767 UTF-16 units.
     public func create(_ name: String) throws(SMB2Error) -> SMB2FileID {
-        let response = try exchange(.create) { SMB2CreateRequest(name: name).encode(into: &$0) }
+        let request = try SMB2CreateRequest(name: name)
+        let response = try exchange(.create) { request.encode(into: &$0) }
         return try SMB2CreateResponse(decoding: response).fileID
     }
 
@@ -100,9 +113,20 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// calling `progress` with the bytes written so far after each. Advances `data`.
     ///
     /// - Returns: The bytes written.
+    /// - Throws: ``SMB2Error/invalidArgument(_:)``, before anything is sent and with
+    ///   `data` where it was, when the range written would end past `UInt64.max` or
+    ///   ``maxDescriptors`` is outside 1...4,095; ``SMB2Error/shortWrite(requested:written:)``
+    ///   when the server wrote less than a request carried, and
+    ///   ``SMB2Error/unexpectedResponse(_:)`` when it claims more.
     @discardableResult
     public func write(_ data: inout IOIterator, to file: SMB2FileID, at offset: UInt64 = 0,
                       progress: (Int) -> Void = { _ in }) throws(SMB2Error) -> Int {
+        guard (1...SMB2WriteRequest.maxDescriptors).contains(maxDescriptors) else {
+            throw .invalidArgument("\(maxDescriptors) buffer descriptors per WRITE (1...\(SMB2WriteRequest.maxDescriptors) fit)")
+        }
+        guard UInt64(data.count) <= UInt64.max - offset else {
+            throw .invalidArgument("\(data.count) bytes at offset \(offset) end past the largest file offset")
+        }
         var written = 0
         while data.count > 0 {
             let chunk = min(data.count, maxWriteSize)
@@ -127,11 +151,10 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         var piece = data
         piece.truncate(chunk)
         let before = piece.count
-        let response = try exchange(.write, charge: Self.creditCharge(chunk), payload: &piece) {
+        let response = try exchange(.write, charge: UInt16(Self.creditCharge(chunk)), payload: &piece) {
             SMB2WriteRequest(fileID: file, offset: offset, length: chunk, descriptors: []).encode(into: &$0)
         }
-        let count = try SMB2WriteResponse(decoding: response).count
-        guard count == chunk else { throw .shortWrite(requested: chunk, written: count) }
+        try Self.expectWritten(SMB2WriteResponse(decoding: response).count, of: chunk)
         data.advance(before - piece.count)
         statistics.inlineWrites += 1
         statistics.inlineBytes += chunk
@@ -149,20 +172,28 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         let length = registration.byteCount
         let request = SMB2WriteRequest(fileID: file, offset: offset, length: length, descriptors: registration.descriptors)
         let outcome = Result { () throws(SMB2Error) -> Int in
-            let response = try exchange(.write, charge: Self.creditCharge(length)) { request.encode(into: &$0) }
+            let response = try exchange(.write, charge: UInt16(Self.creditCharge(length))) { request.encode(into: &$0) }
             return try SMB2WriteResponse(decoding: response).count
         }
         connection.release(registration)
-        let count = try outcome.get()
-        guard count == length else { throw .shortWrite(requested: length, written: count) }
+        try Self.expectWritten(outcome.get(), of: length)
         statistics.rdmaWrites += 1
         statistics.rdmaBytes += length
         statistics.bufferDescriptors += request.descriptors.count
         return length
     }
 
-    /// The credits a READ or WRITE of `length` bytes costs (MS-SMB2 3.1.5.2).
-    static func creditCharge(_ length: Int) -> UInt16 { UInt16(max(1, (length + 65_535) / 65_536)) }
+    /// Throws unless the server's WRITE response counts all `length` bytes of the request.
+    private static func expectWritten(_ count: Int, of length: Int) throws(SMB2Error) {
+        guard count <= length else { throw .unexpectedResponse("a WRITE of \(length) bytes answered with a count of \(count)") }
+        guard count == length else { throw .shortWrite(requested: length, written: count) }
+    }
+
+    /// The bytes one credit pays for (MS-SMB2 3.1.5.2).
+    static var creditSize: Int { 65_536 }
+
+    /// The credits a READ or WRITE of `length` (non-negative) bytes costs (MS-SMB2 3.1.5.2).
+    static func creditCharge(_ length: Int) -> Int { max(1, length / creditSize + (length % creditSize == 0 ? 0 : 1)) }
 
     // MARK: Exchanges
 

@@ -29,11 +29,15 @@ struct SMB2CreateRequest {
     static let overwriteIf: UInt32 = 5
     /// `FILE_NON_DIRECTORY_FILE`.
     static let nonDirectoryFile: UInt32 = 0x0000_0040
-    /// The path relative to the share, with backslashes.
-    var name: String
+    /// The path relative to the share, with backslashes: at most 32,767 UTF-16 units.
+    let name: String
     var createDisposition: UInt32 = SMB2CreateRequest.overwriteIf
 
-    init(name: String) { self.name = name }
+    /// - Throws: ``SMB2Error/invalidArgument(_:)`` for a name longer than 32,767 UTF-16 units.
+    init(name: String) throws(SMB2Error) {
+        try checkNameLength(name, of: "a file name")
+        self.name = name
+    }
 
     func encode(into writer: inout SMB2MessageWriter) {
         let encoded = utf16LittleEndian(name)

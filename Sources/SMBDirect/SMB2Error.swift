@@ -12,6 +12,10 @@ public enum SMB2Error: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedDialect(UInt16)
     /// The server wrote fewer bytes than the request carried.
     case shortWrite(requested: Int, written: Int)
+    /// An argument no request can carry (a name longer than 32,767 UTF-16 units, a
+    /// write whose range ends past `UInt64.max`, more buffer descriptors than a WRITE
+    /// holds); nothing was sent.
+    case invalidArgument(String)
 
     public var description: String {
         switch self {
@@ -21,6 +25,7 @@ public enum SMB2Error: Error, Equatable, Sendable, CustomStringConvertible {
         case .unexpectedResponse(let reason): "unexpected SMB2 response: \(reason)"
         case .unsupportedDialect(let dialect): "the server chose dialect 0x\(String(dialect, radix: 16))"
         case .shortWrite(let requested, let written): "the server wrote \(written) of \(requested) bytes"
+        case .invalidArgument(let reason): "invalid SMB2 request: \(reason)"
         }
     }
 }

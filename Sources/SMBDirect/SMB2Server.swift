@@ -14,6 +14,12 @@ import RDMASGE
 /// from the client's buffer descriptors by RDMA READ into a registered staging
 /// buffer, then written to the file. Any other command is answered with
 /// `STATUS_NOT_SUPPORTED`.
+///
+/// Every request is treated as hostile: one the server cannot parse is answered with
+/// `STATUS_INVALID_PARAMETER`, a WRITE outside the range a file offset can hold
+/// likewise, and a CREATE beyond ``maxOpenFiles`` open files with
+/// `STATUS_TOO_MANY_OPENED_FILES`. A message that breaks the exchange itself (not a
+/// request, or out of sequence) stops the server.
 public final class SMB2Server<Domain: ProtectionDomain> {
     /// What the server has done.
     public struct Statistics: Hashable, Sendable {
@@ -31,6 +37,10 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     public let root: String
     /// The share name a tree connect must name.
     public let shareName: String
+    /// The most files open at once.
+    public let maxOpenFiles: Int
+    /// The default of ``maxOpenFiles``.
+    public static var defaultMaxOpenFiles: Int { 128 }
     /// The counters.
     public private(set) var statistics = Statistics()
     /// The error that stopped the server, if one did.
@@ -41,17 +51,23 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     private var sessionID: UInt64 = 0
     private var isAuthenticated = false
     private var treeID: UInt32 = 0
-    private var openFiles: [UInt64: Int32] = [:]
+    /// The open files' descriptors by volatile file id.
+    private(set) var openFiles: [UInt64: Int32] = [:]
     private var nextFileID: UInt64 = 1
     private var expectedMessageID: UInt64 = 0
 
     /// A server on `connection` (the responder) that writes into the directory `root`
-    /// and serves the share `shareName`.
-    public init(connection: SMBDirectConnection<Domain>, root: String, shareName: String = "share") throws(SMBDirectError) {
+    /// and serves the share `shareName`, with at most `maxOpenFiles` files open at once.
+    ///
+    /// - Precondition: `connection` is a responder's and `maxOpenFiles` is positive.
+    public init(connection: SMBDirectConnection<Domain>, root: String, shareName: String = "share",
+                maxOpenFiles: Int = defaultMaxOpenFiles) throws(SMBDirectError) {
         precondition(connection.role == .responder, "the server answers on the responder's side")
+        precondition(maxOpenFiles > 0, "a server opens at least one file")
         self.connection = connection
         self.root = root
         self.shareName = shareName
+        self.maxOpenFiles = maxOpenFiles
         let size = connection.configuration.maxReadWriteSize
         staging = .allocate(byteCount: size, alignment: pageSize)
         do {
@@ -88,6 +104,16 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     // MARK: Requests
 
     private func answer(_ request: [UInt8]) throws(SMB2Error) {
+        let response = try response(to: request)
+        do { try connection.send(response) } catch { throw .transport(error) }
+        statistics.requests += 1
+    }
+
+    /// The response to `request`, one whole SMB2 message, as ``serve()`` sends it,
+    /// after doing what the request asks. Throws for a message that breaks the
+    /// exchange (no SMB2 request, or not the message id expected), after which the
+    /// server must stop.
+    func response(to request: [UInt8]) throws(SMB2Error) -> [UInt8] {
         let header = try SMB2Header(decoding: request)
         guard !header.isResponse else { throw .malformed("a response sent to the server") }
         guard header.messageID == expectedMessageID else {
@@ -114,8 +140,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         } else {
             response.append(writer.bytes)
         }
-        do { try connection.send(response.bytes) } catch { throw .transport(error) }
-        statistics.requests += 1
+        return response.bytes
     }
 
     /// Handles one request, appending the response body to `body`; returns the status.
@@ -160,7 +185,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
             return try create(SMB2CreateRequest(decoding: request), body: &body)
         case .write:
             let write = try SMB2WriteRequest(decoding: request, maxTransferSize: connection.configuration.maxReadWriteSize)
-            guard header.creditCharge >= SMB2Client<Domain>.creditCharge(write.length) else { return .invalidParameter }
+            guard Int(header.creditCharge) >= SMB2Client<Domain>.creditCharge(write.length) else { return .invalidParameter }
             return try self.write(write, request, body: &body)
         case .close:
             let fileID = try SMB2CloseRequest(decoding: request).fileID
@@ -175,9 +200,10 @@ public final class SMB2Server<Domain: ProtectionDomain> {
 
     private func create(_ request: SMB2CreateRequest, body: inout SMB2MessageWriter) -> NTStatus {
         let parts = request.name.split(separator: "\\", omittingEmptySubsequences: true)
-        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.contains("/") }) else {
+        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.contains("/") || $0.contains("\0") }) else {
             return .objectNameInvalid
         }
+        guard openFiles.count < maxOpenFiles else { return .tooManyOpenedFiles }
         let path = root + "/" + parts.joined(separator: "/")
         let existed = access(path, F_OK) == 0
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -192,10 +218,14 @@ public final class SMB2Server<Domain: ProtectionDomain> {
 
     private func write(_ request: SMB2WriteRequest, _ message: [UInt8], body: inout SMB2MessageWriter) throws(SMB2Error) -> NTStatus {
         guard let descriptor = openFiles[request.fileID.volatile] else { return .fileClosed }
+        // A file offset is signed: a range past its largest value is no file's.
+        guard let offset = off_t(exactly: request.offset), let length = off_t(exactly: request.length),
+              length <= off_t.max - offset
+        else { return .invalidParameter }
         let written: Int
         if request.descriptors.isEmpty {
             written = message.withUnsafeBytes { bytes in
-                pwrite(descriptor, bytes.baseAddress! + request.inlineData.lowerBound, request.length, off_t(request.offset))
+                pwrite(descriptor, bytes.baseAddress! + request.inlineData.lowerBound, request.length, offset)
             }
         } else {
             do {
@@ -204,7 +234,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
                 throw .transport(error)
             }
             statistics.rdmaReadBytes += request.length
-            written = pwrite(descriptor, staging.baseAddress!, request.length, off_t(request.offset))
+            written = pwrite(descriptor, staging.baseAddress!, request.length, offset)
         }
         guard written == request.length else { return .diskFull }
         statistics.bytesWritten += written

@@ -1,8 +1,8 @@
 /// SMB2 TREE_CONNECT request and response bodies (MS-SMB2 2.2.9 and 2.2.10).
 struct SMB2TreeConnectRequest {
     static let pathOffset = SMB2Header.size + 8
-    /// The share's UNC path, `\\server\share`.
-    var path: String
+    /// The share's UNC path, `\\server\share`: at most 32,767 UTF-16 units.
+    let path: String
 
     func encode(into writer: inout SMB2MessageWriter) {
         let name = utf16LittleEndian(path)
@@ -13,7 +13,11 @@ struct SMB2TreeConnectRequest {
         writer.append(name)
     }
 
-    init(path: String) { self.path = path }
+    /// - Throws: ``SMB2Error/invalidArgument(_:)`` for a path longer than 32,767 UTF-16 units.
+    init(path: String) throws(SMB2Error) {
+        try checkNameLength(path, of: "a share path")
+        self.path = path
+    }
 
     init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
@@ -49,6 +53,15 @@ struct SMB2TreeConnectResponse {
         try reader.expectStructureSize(16)
         shareType = try reader.integer(UInt8.self, at: 66)
         maximalAccess = try reader.integer(UInt32.self, at: 76)
+    }
+}
+
+/// Throws ``SMB2Error/invalidArgument(_:)`` unless `name` (`what`, for the message)
+/// fits a name field, whose length is a 16-bit byte count: 32,767 UTF-16 units.
+func checkNameLength(_ name: String, of what: String) throws(SMB2Error) {
+    let units = name.utf16.count
+    guard units <= Int(UInt16.max) / 2 else {
+        throw .invalidArgument("\(what) of \(units) UTF-16 units (a name holds at most 32,767)")
     }
 }
 

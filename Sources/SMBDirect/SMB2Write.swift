@@ -11,17 +11,21 @@ struct SMB2WriteRequest {
     static let channelNone: UInt32 = 0
     static let channelRDMAV1: UInt32 = 1
     static let channelRDMAV1Invalidate: UInt32 = 2
+    /// The most buffer descriptors a request carries: the channel information's length is 16 bits.
+    static let maxDescriptors = Int(UInt16.max) / BufferDescriptorV1.size
 
-    var fileID: SMB2FileID
-    var offset: UInt64
+    let fileID: SMB2FileID
+    let offset: UInt64
     /// The bytes to write: inline, the data's length; through the channel, RemainingBytes.
-    var length: Int
-    /// The channel's buffer descriptors; empty for an inline write.
-    var descriptors: [BufferDescriptorV1]
+    let length: Int
+    /// The channel's buffer descriptors (at most ``maxDescriptors``); empty for an inline write.
+    let descriptors: [BufferDescriptorV1]
     /// Decoded requests: where an inline write's data is in the message.
     var inlineData: Range<Int> = 0..<0
 
     init(fileID: SMB2FileID, offset: UInt64, length: Int, descriptors: [BufferDescriptorV1]) {
+        precondition(descriptors.count <= Self.maxDescriptors, "a WRITE carries at most \(Self.maxDescriptors) buffer descriptors")
+        precondition((0...Int(UInt32.max)).contains(length), "a WRITE carries at most 4 GiB")
         self.fileID = fileID
         self.offset = offset
         self.length = length
