@@ -65,12 +65,19 @@ struct IterExtractCommand: ParsableCommand {
     @Option(help: "sge: the most payload bytes in one work request.")
     var maxMessageSize: Int = 64 * 1024
 
+    /// The most pages, entries or SGEs per call, and slots per scatter-table chunk, the demo allocates for.
+    static let maxEntries = 65_536
+    /// The largest file `--file` reads into a page cache.
+    static let maxFileSize = 256 << 20
+
     mutating func validate() throws {
         guard (1...4096).contains(pages) else { throw ValidationError("--pages must be in 1...4096") }
         guard (0...Folio.maxOrder).contains(folioOrder) else { throw ValidationError("--folio-order must be in 0...9") }
-        guard maxPages > 0, maxSize > 0 else { throw ValidationError("--max-pages and --max-size must be positive") }
-        guard chunk >= 2 else { throw ValidationError("--chunk must be at least 2") }
+        guard (1...Self.maxEntries).contains(maxPages) else { throw ValidationError("--max-pages must be in 1...\(Self.maxEntries)") }
+        guard maxSize > 0 else { throw ValidationError("--max-size must be positive") }
+        guard (2...Self.maxEntries).contains(chunk) else { throw ValidationError("--chunk must be in 2...\(Self.maxEntries)") }
         guard reservedSGEs >= 0, reservedSGEs < maxPages else { throw ValidationError("--reserved-sges must be below --max-pages") }
+        guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be positive") }
         guard digest == nil || to == .sg else { throw ValidationError("--digest goes with --to sg") }
     }
 

@@ -67,7 +67,7 @@ final class SampleMemory {
     /// A page cache holding the contents of the file at `path` in folios of up to
     /// 2^`maxOrder` pages: the XARRAY source for a file.
     init(file path: String, maxOrder: Int) throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data = try fileContents(path, maxSize: IterExtractCommand.maxFileSize)
         kind = .xarray
         direction = .source
         let pages = max(1, (data.count + pageSize - 1) / pageSize)

@@ -26,8 +26,12 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Argument(help: "The file to send.")
     var file: String
 
-    @Argument(help: "Where to write it: //host/share/path (host: an IPv4 address). Without it: the in-process receiver.")
-    var target: String?
+    @Argument(help: "Where to write it: //host/share/path (host: an IPv4 address). Without it: the in-process receiver.",
+              transform: { text in
+                  guard let target = SMBDirectSendTarget(parsing: text) else { throw ValidationError("not //host/share/path") }
+                  return target
+              })
+    var target: SMBDirectSendTarget?
 
     @Option(help: "Writes of more bytes than this go through the RDMA channel.")
     var inlineThreshold: Int = 4096
@@ -44,6 +48,15 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Flag(help: "Keep the in-process receiver's copy.")
     var keep = false
 
+    mutating func validate() throws {
+        guard inlineThreshold >= 0 else { throw ValidationError("--inline-threshold must not be negative") }
+        guard port > 0 else { throw ValidationError("--port must be in 1...65535") }
+        guard (1...Int(UInt32.max)).contains(maxReadWriteSize) else {
+            throw ValidationError("--max-read-write-size must be in 1...\(UInt32.max)")
+        }
+        if verify != nil, target == nil { throw ValidationError("--verify goes with a server's //host/share/path") }
+    }
+
     func run() throws {
         let bar = TransferProgressBar()
         let show = { (done: Int, total: Int, elapsed: Duration) in
@@ -51,15 +64,14 @@ struct SMBDirectSendCommand: ParsableCommand {
             fflush(nil)
         }
         if let target {
-            guard let parsed = SMBDirectSendTarget(parsing: target) else { throw ValidationError("\(target) is not //host/share/path") }
             #if RDMA
             let report = try SMBDirectSend.runOverRDMA(
-                file: file, target: parsed, port: port, inlineThreshold: inlineThreshold,
+                file: file, target: target, port: port, inlineThreshold: inlineThreshold,
                 configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify, progress: show)
             print("\n" + report.description)
             return
             #else
-            _ = parsed
+            _ = target
             throw ValidationError("a real server needs the connection manager: build with --traits RDMA")
             #endif
         }

@@ -127,6 +127,12 @@ struct SMB2BadInputTests {
         #expect(session.messagesSent == sent, "nothing was sent")
     }
 
+    @Test("smbdirect-send's target must name a host, a share and a path",
+          arguments: ["", "host/share/path", "//host", "//host/share", "//host/share/", "///share/path", "//host//path"])
+    func malformedTargets(text: String) {
+        #expect(SMBDirectSendTarget(parsing: text) == nil)
+    }
+
     // MARK: A server that claims too much
 
     /// A client whose server answers every request with `answer`, built from the
