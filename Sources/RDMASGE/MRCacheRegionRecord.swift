@@ -34,7 +34,7 @@ struct MRCacheRegionRecord {
         init(rawValue: UInt64) { self.rawValue = rawValue }
 
         init(references: Int, isRetired: Bool) {
-            precondition((0...Int(UInt32.max)).contains(references))
+            precondition((0...Int(UInt32.max)).contains(references), "\(references) references do not fit a region record's 32-bit count")
             rawValue = UInt64(references) | (isRetired ? Self.retiredBit : 0)
         }
 
