@@ -91,6 +91,9 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// Called by blocking operations while nothing arrives: drive the peer from here
     /// when it runs in the same thread (it must not block on this connection).
     public var idleHandler: (() -> Void)?
+    /// Called with every message that arrives, negotiation included, before it is
+    /// decoded: for traces and captures. The bytes are valid during the call only.
+    public var receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)?
 
     /// Registrations of payload memory for sends (local access only).
     public let sendRegistrations: MRCache<Domain>
@@ -396,6 +399,7 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// or parks it while the backlog of unread messages is full.
     func receive(slot: Int, byteCount: Int) throws(SMBDirectError) {
         let message = UnsafeRawBufferPointer(rebasing: receiveBuffer(slot)[..<byteCount])
+        receivedMessageTap?(message)
         lastArrival = ContinuousClock.now
         keepaliveSentAt = nil
         guard state == .connected, let limits else {

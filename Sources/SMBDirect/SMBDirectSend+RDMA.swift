@@ -65,10 +65,12 @@ extension SMBDirectSend {
     /// When `verifyPath` names the server's copy on a file system this machine sees
     /// (the server runs on it, or shares it), the copy is compared byte for byte.
     /// `progress` is called after every WRITE with the bytes written, the total and
-    /// the time so far.
+    /// the time so far; `receivedMessageTap` with every SMB Direct message the server
+    /// sends (see ``SMBDirectConnection/receivedMessageTap``).
     public static func runOverRDMA(
         file: String, target: SMBDirectSendTarget, port: UInt16 = 445, inlineThreshold: Int = 4096,
         configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
+        receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> RemoteReport {
         let source = try PageCacheFile(path: file)
@@ -87,6 +89,7 @@ extension SMBDirectSend {
         } catch {
             throw .smb(.transport(error))
         }
+        connection.receivedMessageTap = receivedMessageTap
         defer {
             connection.disconnect()
             try? domain.close()

@@ -159,4 +159,21 @@ struct CreditAccountingTests {
             }
         }
     }
+
+    @Test("the received-message tap sees every message as it arrived, before decoding")
+    func receivedMessageTap() throws {
+        let device = SoftVerbs()
+        let loop = try SMBDirectLoopback(device: device)
+        var seen: [[UInt8]] = []
+        loop.responder.receivedMessageTap = { seen.append(Array($0)) }
+        try loop.initiator.send([1, 2, 3])
+        #expect(try loop.responder.receiveMessage() == [1, 2, 3])
+        let last = try #require(seen.last)
+        let header = try last.withUnsafeBytes { bytes in
+            try SMBDirectDataTransfer(decoding: bytes, maxReceiveSize: 8192, maxFragmentedSize: 1 << 20)
+        }
+        #expect(header.dataLength == 3 && Array(last[header.payloadRange]) == [1, 2, 3])
+        #expect(seen.count == loop.responder.statistics.messagesReceived)
+        try loop.close()
+    }
 }

@@ -13,6 +13,11 @@ struct FuzzInput {
         return position < bytes.count ? Int(bytes[position]) : 0
     }
 
+    /// The next `count` bytes (zeros past the end).
+    mutating func bytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8(byte()) }
+    }
+
     /// A number in `0..<bound` from two bytes.
     mutating func number(below bound: Int) -> Int {
         precondition(bound > 0)
