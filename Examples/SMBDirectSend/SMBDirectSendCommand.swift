@@ -45,6 +45,11 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Option(help: "With a server: the most bytes one RDMA transfer moves (MaxReadWriteSize).")
     var maxReadWriteSize: Int = 1 << 20
 
+    @Option(help: ArgumentHelp(
+        "With a server: record every SMB Direct message it sends to this file (fuzzer seeds: Fuzz/seeds-from-capture).",
+        valueName: "file"))
+    var capture: String?
+
     @Flag(help: "Keep the in-process receiver's copy.")
     var keep = false
 
@@ -55,6 +60,7 @@ struct SMBDirectSendCommand: ParsableCommand {
             throw ValidationError("--max-read-write-size must be in 1...\(UInt32.max)")
         }
         if verify != nil, target == nil { throw ValidationError("--verify goes with a server's //host/share/path") }
+        if capture != nil, target == nil { throw ValidationError("--capture goes with a server's //host/share/path") }
     }
 
     func run() throws {
@@ -65,9 +71,11 @@ struct SMBDirectSendCommand: ParsableCommand {
         }
         if let target {
             #if RDMA
+            let recorder = try capture.map { try MessageCapture(path: $0) }
             let report = try SMBDirectSend.runOverRDMA(
                 file: file, target: target, port: port, inlineThreshold: inlineThreshold,
-                configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify, progress: show)
+                configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify,
+                receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
             print("\n" + report.description)
             return
             #else
