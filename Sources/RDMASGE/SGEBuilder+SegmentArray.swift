@@ -27,6 +27,8 @@ extension SGEBuilder {
             let rest = segment.length &- position.offset
             let piece = Swift.min(rest, limit &- position.bytes)
             let address = segment.address &+ UInt(position.offset)
+            // Holds since the iterator was made; stating it lets the compiler shorten `append`.
+            precondition(!address.addingReportingOverflow(UInt(piece)).overflow, "a segment wraps the address space")
             let taken = try append(MemoryRange(address: address, length: piece), to: &output)
             position.bytes &+= taken
             if taken < rest {

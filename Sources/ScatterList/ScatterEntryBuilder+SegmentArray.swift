@@ -49,7 +49,9 @@ extension ScatterEntryBuilder {
             let piece = Swift.min(rest, limit &- done)
             if piece > 0 {
                 var address = segment.address &+ UInt(bitPattern: skip)
-                let end = address &+ UInt(bitPattern: piece)
+                // Cannot overflow (making the iterator checked every segment); the checked
+                // addition tells the compiler so, which keeps the per-page loop below short.
+                let end = address + UInt(bitPattern: piece)
                 var left = piece
                 if !translatesAddresses || AddressTranslation.isDirect(from: address, to: end) {
                     if Shape.merges, cursor.count > firstEntry, let last = cursor.last,
