@@ -36,7 +36,7 @@ struct ConstructionTests {
     func segmentWraps(kind: IOIteratorKind) {
         let segments = Self.iovecs([(0x10000, 5000), (0x40000, 70), (UInt.max - 10, 100), (0x50000, 10)])
         segments.withUnsafeBufferPointer { segments in
-            #expect(throws: IOIteratorError.addressOverflow(address: UInt.max - 10, length: 100)) {
+            _ = #expect(throws: IOIteratorError.addressOverflow(address: UInt.max - 10, length: 100)) {
                 try Self.make(kind, segments)
             }
         }
@@ -46,9 +46,9 @@ struct ConstructionTests {
     func lengthsOverflow(kind: IOIteratorKind) {
         let segments = Self.iovecs([(0x1000, 10), (0x1000, Int.max - 0x2000), (0x1000, 0x3000)])
         segments.withUnsafeBufferPointer { segments in
-            #expect(throws: IOIteratorError.lengthOverflow(segment: 2)) { try Self.make(kind, segments) }
+            _ = #expect(throws: IOIteratorError.lengthOverflow(segment: 2)) { try Self.make(kind, segments) }
             // Even with a count that the first segments hold.
-            #expect(throws: IOIteratorError.lengthOverflow(segment: 2)) { try Self.make(kind, segments, count: 5) }
+            _ = #expect(throws: IOIteratorError.lengthOverflow(segment: 2)) { try Self.make(kind, segments, count: 5) }
         }
     }
 
@@ -56,11 +56,11 @@ struct ConstructionTests {
     func invalidLengthAndCount(kind: IOIteratorKind) {
         let negative = Self.iovecs([(0x1000, 10), (0x2000, -5)])
         negative.withUnsafeBufferPointer { segments in
-            #expect(throws: IOIteratorError.invalidLength(segment: 1, length: -5)) { try Self.make(kind, segments) }
+            _ = #expect(throws: IOIteratorError.invalidLength(segment: 1, length: -5)) { try Self.make(kind, segments) }
         }
         let segments = Self.iovecs([(0x1000, 10), (0x2000, 20)])
         segments.withUnsafeBufferPointer { segments in
-            #expect(throws: IOIteratorError.countExceedsSegments(count: 31, total: 30)) {
+            _ = #expect(throws: IOIteratorError.countExceedsSegments(count: 31, total: 30)) {
                 try Self.make(kind, segments, count: 31)
             }
             #expect((try? Self.make(kind, segments, count: 30))?.count == 30)
@@ -73,25 +73,25 @@ struct ConstructionTests {
         let wrapping = [BioVec(page: Page(frame: 1), offset: 0, length: 10),
                         BioVec(page: Page(frame: UInt.max >> UInt(pageShift)), offset: 0xff0, length: 0x20)]
         wrapping.withUnsafeBufferPointer { elements in
-            #expect(throws: IOIteratorError.addressOverflow(address: UInt.max - 15, length: 0x20)) {
+            _ = #expect(throws: IOIteratorError.addressOverflow(address: UInt.max - 15, length: 0x20)) {
                 try IOIterator(bvecs: elements, direction: .source)
             }
         }
         let long = [BioVec(page: Page(frame: 1), offset: 0, length: Int.max - 0x2000),
                     BioVec(page: Page(frame: 1), offset: 0, length: 0x3000)]
         long.withUnsafeBufferPointer { elements in
-            #expect(throws: IOIteratorError.lengthOverflow(segment: 1)) { try IOIterator(bvecs: elements, direction: .source) }
+            _ = #expect(throws: IOIteratorError.lengthOverflow(segment: 1)) { try IOIterator(bvecs: elements, direction: .source) }
         }
         var negative = [BioVec(page: Page(frame: 1), offset: 0, length: 10)]
         negative[0].length = -1
         negative.withUnsafeBufferPointer { elements in
-            #expect(throws: IOIteratorError.invalidLength(segment: 0, length: -1)) {
+            _ = #expect(throws: IOIteratorError.invalidLength(segment: 0, length: -1)) {
                 try IOIterator(bvecs: elements, direction: .source)
             }
         }
         let short = [BioVec(page: Page(frame: 1), offset: 0, length: 10)]
         short.withUnsafeBufferPointer { elements in
-            #expect(throws: IOIteratorError.countExceedsSegments(count: 11, total: 10)) {
+            _ = #expect(throws: IOIteratorError.countExceedsSegments(count: 11, total: 10)) {
                 try IOIterator(bvecs: elements, direction: .source, count: 11)
             }
         }
