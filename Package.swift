@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .library(name: "IterExtract", targets: ["IterExtract"]),
         .library(name: "ScatterList", targets: ["ScatterList"]),
+        .library(name: "Verbs", targets: ["Verbs"]),
+        .library(name: "SoftVerbs", targets: ["SoftVerbs"]),
+        .library(name: "IBVerbs", targets: ["IBVerbs"]),
         .library(name: "RDMASGE", targets: ["RDMASGE"]),
         .executable(name: "iterextract", targets: ["IterExtractCLI"]),
         .executable(name: "soft-verbs-loopback", targets: ["SoftVerbsLoopback"]),
@@ -34,13 +37,18 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The verbs vocabulary: SGEs, access flags, work requests and completions,
+        // errors, and the five protocols every backend implements.
+        .target(name: "Verbs"),
+        // The in-process backend, exact to the statuses a device reports.
+        .target(name: "SoftVerbs", dependencies: ["Verbs", "IterExtract"]),
+        // libibverbs and librdmacm, with the RDMA trait (empty without it): the only
+        // importer of CVerbs.
         .target(
-            name: "RDMASGE",
-            dependencies: [
-                "IterExtract",
-                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
-            ]
+            name: "IBVerbs",
+            dependencies: ["Verbs", .target(name: "CVerbs", condition: .when(traits: ["RDMA"]))]
         ),
+        .target(name: "RDMASGE", dependencies: ["IterExtract", "Verbs"]),
         .systemLibrary(
             name: "CVerbs",
             pkgConfig: "libibverbs",
@@ -52,34 +60,29 @@ let package = Package(
                 "IterExtract",
                 "ScatterList",
                 "RDMASGE",
+                "SoftVerbs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/IterExtractCLI"
         ),
         .executableTarget(
             name: "SoftVerbsLoopback",
-            dependencies: ["IterExtract", "RDMASGE"],
+            dependencies: ["IterExtract", "RDMASGE", "SoftVerbs"],
             path: "Examples/SoftVerbsLoopback"
         ),
         .executableTarget(
             name: "RDMAEndToEnd",
-            dependencies: [
-                "IterExtract", "ScatterList", "RDMASGE",
-                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
-            ],
+            dependencies: ["IterExtract", "ScatterList", "RDMASGE", "SoftVerbs", "IBVerbs"],
             path: "Examples/RDMAEndToEnd"
         ),
         .target(
             name: "SMBDirect",
-            dependencies: [
-                "IterExtract", "RDMASGE",
-                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
-            ]
+            dependencies: ["IterExtract", "RDMASGE"]
         ),
         .executableTarget(
             name: "SMBDirectSend",
             dependencies: [
-                "IterExtract", "RDMASGE", "SMBDirect",
+                "IterExtract", "RDMASGE", "SoftVerbs", "IBVerbs", "SMBDirect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/SMBDirectSend"
@@ -88,12 +91,11 @@ let package = Package(
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
         .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),
-        .testTarget(name: "SMBDirectTests", dependencies: ["SMBDirect", "RDMASGE", "TestKit"]),
+        .testTarget(name: "SMBDirectTests", dependencies: ["SMBDirect", "RDMASGE", "SoftVerbs", "SMBDirectSend", "TestKit"]),
         .testTarget(
             name: "RDMASGETests",
             dependencies: [
-                "RDMASGE", "ScatterList", "TestKit",
-                .target(name: "CVerbs", condition: .when(traits: ["RDMA"])),
+                "RDMASGE", "ScatterList", "SoftVerbs", "IBVerbs", "TestKit",
             ]
         ),
     ],

@@ -25,6 +25,7 @@ let package = Package(
                 .product(name: "IterExtract", package: parentIdentity),
                 .product(name: "ScatterList", package: parentIdentity),
                 .product(name: "RDMASGE", package: parentIdentity),
+                .product(name: "SoftVerbs", package: parentIdentity),
                 "CBaseline",
             ],
             path: "Benchmarks/ExtractionBenchmarks",

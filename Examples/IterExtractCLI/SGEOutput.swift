@@ -1,5 +1,6 @@
 import IterExtract
 import RDMASGE
+import SoftVerbs
 
 /// Registers the iterator's memory through an MR cache on SoftVerbs, extracts SGEs
 /// call by call, prints them, then builds and prints the work-request plan that an

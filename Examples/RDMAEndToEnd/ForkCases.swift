@@ -1,6 +1,7 @@
 #if RDMA
 import Glibc
 import RDMASGE
+import IBVerbs
 
 /// Fork safety of registered private memory on a libibverbs device: an RDMA READ
 /// into a registered buffer, and an RDMA WRITE out of one, each with a `fork()`

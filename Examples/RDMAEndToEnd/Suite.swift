@@ -2,6 +2,8 @@
 import Glibc
 import IterExtract
 import RDMASGE
+import SoftVerbs
+import IBVerbs
 
 /// The end-to-end suite: every scenario on SoftVerbs and on a libibverbs device,
 /// checked on its own and against each other.

@@ -16,6 +16,7 @@ import Darwin
 #endif
 import ArgumentParser
 import SMBDirect
+import SoftVerbs
 
 @main
 struct SMBDirectSendCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import Glibc
 import RDMASGE
 @testable import SMBDirect
+import SoftVerbs
 
 /// A hostile SMB2 client, played by the fuzz input against the real in-process
 /// ``SMB2Server`` on SoftVerbs: each input is a script of requests (NEGOTIATE,

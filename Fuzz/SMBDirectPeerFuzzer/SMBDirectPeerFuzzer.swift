@@ -1,6 +1,7 @@
 import IterExtract
 import RDMASGE
 @testable import SMBDirect
+import SoftVerbs
 
 /// A hostile SMB Direct server, played by the fuzz input against the real client
 /// state machine on SoftVerbs: each input is a script of steps, each step one thing a

@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 import TestKit
 import Testing
+import SoftVerbs
 
 // Fault injection (issue 8): every RDMA path of a WorkRequestPlan over SoftVerbs, driven
 // through every SoftVerbs fault at the first, middle and last point where it can strike.

@@ -2,6 +2,7 @@ import Glibc
 import IterExtract
 import RDMASGE
 import TestKit
+import SoftVerbs
 
 /// A 1 MiB KUnit buffer (pages swapped in halves, mapped contiguously) and iterators
 /// of every memory kind over all of it, in buffer order.

@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 import TestKit
 import Testing
+import SoftVerbs
 
 // MR cache under churn (issue 8): seeded random sequences of lookups with and without a
 // reference, extractions, releases, invalidations, "free and reuse the memory at the

@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 import Synchronization
 import Testing
+import SoftVerbs
 
 // The MR cache's lock-free hits and releases against a writer that invalidates, flushes
 // and registers under tight limits, on real threads (run it under ThreadSanitizer too:

@@ -2,6 +2,7 @@ import Glibc
 import IterExtract
 import RDMASGE
 import Testing
+import SoftVerbs
 
 @Suite("MR cache")
 struct MRCacheTests {

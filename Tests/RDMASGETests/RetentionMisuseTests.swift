@@ -1,6 +1,7 @@
 import IterExtract
 import RDMASGE
 import Testing
+import SoftVerbs
 
 /// Releasing what was not taken, or releasing twice, is a programmer error that traps.
 @Suite("Retention misuse traps")

@@ -2,6 +2,7 @@ import Glibc
 import IterExtract
 import RDMASGE
 import Testing
+import SoftVerbs
 
 /// Two connected queue pairs, a source buffer (pattern) and a destination buffer (zeros),
 /// each registered with every access.

@@ -1,7 +1,9 @@
 import IterExtract
 import RDMASGE
 import SMBDirect
+import SMBDirectSend
 import Testing
+import SoftVerbs
 
 /// SMB2 over SMB Direct over SoftVerbs, to the in-process server, byte-exact.
 @Suite("SMB2 over SMB Direct, end to end")

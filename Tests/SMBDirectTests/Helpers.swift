@@ -2,6 +2,7 @@ import Glibc
 import IterExtract
 import RDMASGE
 import SMBDirect
+import SoftVerbs
 
 /// A fresh temporary directory, removed (with its files) by `remove()`.
 struct TemporaryDirectory {

@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 import SMBDirect
 import Testing
+import SoftVerbs
 
 // A peer is hostile (issue 15): what it sends, and what its device reports, is
 // checked before use, and memory held on its behalf is bounded by configuration.

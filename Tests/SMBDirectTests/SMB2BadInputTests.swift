@@ -2,7 +2,9 @@ import Glibc
 import IterExtract
 import RDMASGE
 @testable import SMBDirect
+import SMBDirectSend
 import Testing
+import SoftVerbs
 
 /// Caller arguments no SMB2 request can carry, and peers that send what they should
 /// not: each is a typed error (or, on the server's side, an error status), never a trap.

@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 @testable import SMBDirect
 import Testing
+import SoftVerbs
 
 // SMB Direct under faults (issue 8), beyond what ShutdownTests covers (a completion
 // fault and a post fault mid-send; a completion fault in the SMB2 RDMA channel): a

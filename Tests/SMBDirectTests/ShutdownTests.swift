@@ -2,6 +2,7 @@ import IterExtract
 import RDMASGE
 import SMBDirect
 import Testing
+import SoftVerbs
 
 /// Error and orderly shutdown: all posted work flushed, every buffer, pin and region released.
 @Suite("SMB Direct shutdown")

@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 import SMBDirect
 import Testing
+import SoftVerbs
 
 /// Negotiation, credits, fragmentation and keepalives over SoftVerbs.
 @Suite("SMB Direct transport")

@@ -4,6 +4,7 @@ import Glibc
 import IterExtract
 import RDMASGE
 import ScatterList
+import SoftVerbs
 
 /// Each benchmark extracts a whole workload once per iteration into storage made
 /// before the measured region. Names are `path/workload`; `Benchmarks/report` turns one

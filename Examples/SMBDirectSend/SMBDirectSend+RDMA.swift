@@ -1,0 +1,134 @@
+#if RDMA
+import Glibc
+import IterExtract
+import RDMASGE
+import IBVerbs
+import SMBDirect
+
+extension SMBDirectSend {
+    /// How a run against a real server went.
+    public struct RemoteReport: Sendable, CustomStringConvertible {
+        /// The target written.
+        public var target: SMBDirectSendTarget
+        /// The port and device the connection manager used.
+        public var port: UInt16
+        public var device: String
+        /// The bytes written and how long the writes took (connection and session setup excluded).
+        public var bytes: Int
+        public var elapsed: Duration
+        /// How long connecting, negotiating and setting up the session and tree took.
+        public var setup: Duration
+        /// The dialect the server chose and the session flags it gave (1: guest, 2: null).
+        public var dialect: UInt16
+        public var sessionFlags: UInt16
+        /// The limits SMB Direct negotiated with the server.
+        public var limits: SMBDirectLimits?
+        /// The client's transport counters: messages, SGEs, credits.
+        public var transport: SMBDirectStatistics
+        /// Writes inline and through the RDMA channel, and the bytes the server pulled by RDMA READ.
+        public var inlineWrites: Int
+        public var inlineBytes: Int
+        public var rdmaWrites: Int
+        public var rdmaBytes: Int
+        public var bufferDescriptors: Int
+        /// The server-side path compared byte for byte with the file, if one was given.
+        public var verifiedCopy: String?
+
+        /// Bytes per second.
+        public var rate: Double { TransferProgressBar.rate(bytes: bytes, elapsed: elapsed) }
+
+        public var description: String {
+            let t = transport
+            let sgesPerMessage = t.messagesSent == 0 ? 0 : (t.sgesSent * 100 + t.messagesSent / 2) / t.messagesSent
+            let limitText = limits.map {
+                "send \($0.maxSendSize), receive \($0.maxReceiveSize), fragmented \($0.maxFragmentedSendSize), read/write \($0.maxReadWriteSize)"
+            } ?? "-"
+            return """
+            \(bytes) bytes to \(target) in \(elapsed), \(TransferProgressBar.mebibytes(Int(rate))) MiB/s (setup \(setup)); \
+            \(verifiedCopy.map { "copy verified (\($0))" } ?? "copy not checked")
+            server:       \(device) port \(port), dialect 0x\(String(dialect, radix: 16)), session flags \(sessionFlags)
+            limits:       \(limitText)
+            messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
+            SGEs/message: \(sgesPerMessage / 100).\(sgesPerMessage % 100 < 10 ? "0" : "")\(sgesPerMessage % 100) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
+            writes:       \(inlineWrites) inline (\(inlineBytes) bytes), \(rdmaWrites) through the RDMA channel (\(bufferDescriptors) buffer descriptors)
+            RDMA READ:    \(rdmaBytes) bytes pulled by the server
+            credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
+            """
+        }
+    }
+
+    /// Writes `file` to `target` on a real SMB Direct server through the connection
+    /// manager (librdmacm): resolves `target.host` (an IPv4 address) to an RDMA
+    /// device, connects to `port`, negotiates SMB Direct, then runs NEGOTIATE, an
+    /// anonymous SESSION_SETUP, TREE_CONNECT, CREATE, the WRITEs (inline up to
+    /// `inlineThreshold` bytes, through the RDMA channel above) and CLOSE, and
+    /// disconnects.
+    ///
+    /// When `verifyPath` names the server's copy on a file system this machine sees
+    /// (the server runs on it, or shares it), the copy is compared byte for byte.
+    /// `progress` is called after every WRITE with the bytes written, the total and
+    /// the time so far; `receivedMessageTap` with every SMB Direct message the server
+    /// sends (see ``SMBDirectConnection/receivedMessageTap``).
+    public static func runOverRDMA(
+        file: String, target: SMBDirectSendTarget, port: UInt16 = 445, inlineThreshold: Int = 4096,
+        configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
+        receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
+        progress: (Int, Int, Duration) -> Void = { _, _, _ in }
+    ) throws(SMBDirectSendError) -> RemoteReport {
+        let source = try PageCacheFile(path: file)
+        let clock = ContinuousClock()
+        let began = clock.now
+        let domain: RDMACMDomain
+        do {
+            domain = try RDMACMDomain(host: target.host, port: port,
+                                      timeoutMilliseconds: Int32(clamping: configuration.timeout.components.seconds * 1000))
+        } catch {
+            throw .smb(.transport(.verbs(error)))
+        }
+        let connection: SMBDirectConnection<RDMACMDomain>
+        do {
+            connection = try SMBDirectConnection(domain: domain, role: .initiator, configuration: configuration)
+        } catch {
+            throw .smb(.transport(error))
+        }
+        connection.receivedMessageTap = receivedMessageTap
+        defer {
+            connection.disconnect()
+            try? domain.close()
+        }
+        do throws(SMBDirectError) {
+            do { try domain.connect() } catch { throw .verbs(error) }
+            try connection.start()
+            try connection.waitUntilConnected()
+        } catch {
+            throw .smb(.transport(error))
+        }
+        let client = SMB2Client(connection: connection, inlineThreshold: inlineThreshold)
+        var elapsed = Duration.zero
+        var setup = Duration.zero
+        do throws(SMB2Error) {
+            try client.negotiate()
+            try client.setUpAnonymousSession()
+            try client.connectTree(target.uncShare)
+            let handle = try client.create(target.smbPath)
+            var iterator = source.makeIterator()
+            let start = clock.now
+            setup = start - began
+            try client.write(&iterator, to: handle) { done in progress(done, source.size, clock.now - start) }
+            try client.close(handle)
+            elapsed = clock.now - start
+            do { try connection.close() } catch { throw SMB2Error.transport(error) }
+        } catch {
+            throw .smb(error)
+        }
+        if let verifyPath { try verify(verifyPath, against: source) }
+        let statistics = client.statistics
+        return RemoteReport(
+            target: target, port: port, device: domain.deviceName, bytes: source.size, elapsed: elapsed, setup: setup,
+            dialect: client.dialect, sessionFlags: client.sessionFlags, limits: connection.limits,
+            transport: connection.statistics, inlineWrites: statistics.inlineWrites, inlineBytes: statistics.inlineBytes,
+            rdmaWrites: statistics.rdmaWrites, rdmaBytes: statistics.rdmaBytes,
+            bufferDescriptors: statistics.bufferDescriptors, verifiedCopy: verifyPath)
+    }
+}
+#endif

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import IterExtract
+import RDMASGE
+import SoftVerbs
+import SMBDirect
+
+/// The logic of the `smbdirect-send` example: write a file, read through the page
+/// cache, to an SMB server over SMB Direct, and account for how it went.
+public enum SMBDirectSend {
+    /// How a run went.
+    public struct Report: Sendable, CustomStringConvertible {
+        /// The target written.
+        public var target: SMBDirectSendTarget
+        /// The bytes written and how long the writes took (session setup excluded).
+        public var bytes: Int
+        public var elapsed: Duration
+        /// The client's transport counters: messages, SGEs, credits.
+        public var transport: SMBDirectStatistics
+        /// The client's SMB2 counters: inline and RDMA-channel writes.
+        public var client: SMB2Client<SoftProtectionDomain>.Statistics
+        /// The bytes the server pulled by RDMA READ.
+        public var serverRDMAReadBytes: Int
+        /// Where the server wrote the copy, which was verified byte for byte.
+        public var copyPath: String
+
+        /// Bytes per second.
+        public var rate: Double { TransferProgressBar.rate(bytes: bytes, elapsed: elapsed) }
+
+        public var description: String {
+            let t = transport
+            return """
+            \(bytes) bytes to \(target) in \(elapsed), \(TransferProgressBar.mebibytes(Int(rate))) MiB/s; copy verified (\(copyPath))
+            messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
+            SGEs/message: \(String(format2: t.sgesPerMessage)) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
+            writes:       \(client.inlineWrites) inline (\(client.inlineBytes) bytes), \(client.rdmaWrites) through the RDMA channel (\(client.bufferDescriptors) buffer descriptors)
+            RDMA READ:    \(serverRDMAReadBytes) bytes pulled by the server
+            credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
+            """
+        }
+    }
+
+    /// Writes `file` to `target` through the in-process server over SoftVerbs, which
+    /// writes into `serverRoot`, then verifies the copy byte for byte. `progress` is
+    /// called after every WRITE with the bytes written, the total and the time so far.
+    public static func runInProcess(
+        file: String, target: SMBDirectSendTarget, serverRoot: String, inlineThreshold: Int = 4096,
+        configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
+        progress: (Int, Int, Duration) -> Void = { _, _, _ in }
+    ) throws(SMBDirectSendError) -> Report {
+        let source = try PageCacheFile(path: file)
+        let copyPath = serverRoot + "/" + target.path
+        let loopback: SMB2Loopback<SoftVerbs>
+        do {
+            loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
+                                        client: configuration, server: configuration, inlineThreshold: inlineThreshold)
+        } catch {
+            throw .smb(.transport(error))
+        }
+        let client = loopback.client
+        let clock = ContinuousClock()
+        var elapsed = Duration.zero
+        do throws(SMB2Error) {
+            try client.negotiate()
+            try client.setUpAnonymousSession()
+            try client.connectTree(target.uncShare)
+            let file = try client.create(target.smbPath)
+            var iterator = source.makeIterator()
+            let start = clock.now
+            try client.write(&iterator, to: file) { done in progress(done, source.size, clock.now - start) }
+            try client.close(file)
+            elapsed = clock.now - start
+            do { try loopback.close() } catch { throw SMB2Error.transport(error) }
+        } catch {
+            throw .smb(loopback.server.failure ?? error)
+        }
+        try verify(copyPath, against: source)
+        return Report(target: target, bytes: source.size, elapsed: elapsed, transport: client.connection.statistics,
+                      client: client.statistics, serverRDMAReadBytes: loopback.server.statistics.rdmaReadBytes,
+                      copyPath: copyPath)
+    }
+
+    /// Compares the file at `path` with `source`, byte for byte.
+    static func verify(_ path: String, against source: PageCacheFile) throws(SMBDirectSendError) {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw .unreadableFile(path, errno: errno) }
+        defer { close(descriptor) }
+        var expected = source.makeIterator()
+        let chunk = 1 << 20
+        let want = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        let have = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer {
+            want.deallocate()
+            have.deallocate()
+        }
+        var offset = 0
+        while true {
+            let n = expected.copy(into: want)
+            var got = 0
+            while got < chunk {
+                let r = read(descriptor, have.baseAddress! + got, chunk - got)
+                guard r >= 0 else { throw .unreadableFile(path, errno: errno) }
+                if r == 0 { break }
+                got += r
+            }
+            guard got == n else { throw .mismatch(path: path, offset: offset + min(got, n)) }
+            if n == 0 { return }
+            if memcmp(want.baseAddress!, have.baseAddress!, n) != 0 {
+                let at = (0..<n).first { want[$0] != have[$0] }!
+                throw .mismatch(path: path, offset: offset + at)
+            }
+            offset += n
+        }
+    }
+}
+
+extension String {
+    /// `value` with two decimals.
+    fileprivate init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        self = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100)"
+    }
+}

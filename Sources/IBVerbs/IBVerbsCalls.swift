@@ -1,0 +1,355 @@
+#if RDMA
+import CVerbs
+import Glibc
+import Verbs
+
+/// The one seam between RDMASGE and libibverbs/librdmacm: one function per C call,
+/// each turning the C convention for failure (a null pointer or -1 with `errno`, or a
+/// returned error number) into a ``VerbsError`` that carries the `errno` and the call.
+///
+/// Nothing else in the IBVerbs backend calls C. ``VerbsCall`` names the libibverbs
+/// functions of the verbs protocols; calls outside that set (device queries, GID
+/// table, librdmacm) report the nearest protocol call (`ibv_open_device` for device
+/// and port queries, `ibv_modify_qp` for connection management) and name the exact C
+/// function at the start of ``VerbsError/reason``.
+enum IBVerbsCalls {
+    /// An error from `function`, reported as `call`, with `code`.
+    static func failure(_ call: VerbsCall, code: Int32, _ detail: String = "") -> VerbsError {
+        let text = String(cString: strerror(code))
+        return VerbsError(call, errno: code, "\(text)\(detail.isEmpty ? "" : " (\(detail))")")
+    }
+
+    /// The error number of a call that returned `status`: libibverbs returns the number
+    /// itself from most calls, some providers return it negated, older paths return -1
+    /// and set `errno`.
+    static func code(returned status: Int32) -> Int32 {
+        if status == -1 { return errno == 0 ? EIO : errno }
+        return status < 0 ? -status : status
+    }
+
+    /// The code of a call that returned a null pointer.
+    static var nullCode: Int32 { errno == 0 ? ENOMEM : errno }
+
+    // MARK: Devices
+
+    /// `ibv_get_device_list`, copied to names and pointers; `ibv_free_device_list` is
+    /// called by the closure's caller through ``freeDeviceList(_:)``.
+    static func getDeviceList() throws(VerbsError) -> (list: UnsafeMutablePointer<UnsafeMutablePointer<ibv_device>?>, count: Int) {
+        var count: Int32 = 0
+        errno = 0
+        guard let list = ibv_get_device_list(&count) else {
+            throw failure(.getDeviceList, code: nullCode)
+        }
+        return (list, Int(count))
+    }
+
+    /// `ibv_free_device_list`.
+    static func freeDeviceList(_ list: UnsafeMutablePointer<UnsafeMutablePointer<ibv_device>?>) {
+        ibv_free_device_list(list)
+    }
+
+    /// `ibv_get_device_name`.
+    static func deviceName(_ device: UnsafeMutablePointer<ibv_device>) -> String {
+        ibv_get_device_name(device).map { String(cString: $0) } ?? ""
+    }
+
+    /// `ibv_open_device`.
+    static func openDevice(_ device: UnsafeMutablePointer<ibv_device>) throws(VerbsError) -> UnsafeMutablePointer<ibv_context> {
+        errno = 0
+        guard let context = ibv_open_device(device) else {
+            throw failure(.openDevice, code: nullCode)
+        }
+        return context
+    }
+
+    /// `ibv_close_device`.
+    static func closeDevice(_ context: UnsafeMutablePointer<ibv_context>) -> Int32 {
+        let status = ibv_close_device(context)
+        return status == 0 ? 0 : code(returned: status)
+    }
+
+    /// `ibv_query_device`.
+    static func queryDevice(_ context: UnsafeMutablePointer<ibv_context>) throws(VerbsError) -> ibv_device_attr {
+        var attributes = ibv_device_attr()
+        let status = ibv_query_device(context, &attributes)
+        guard status == 0 else { throw failure(.queryDevice, code: code(returned: status)) }
+        return attributes
+    }
+
+    /// `ibv_query_port` (a macro; through the shim).
+    static func queryPort(_ context: UnsafeMutablePointer<ibv_context>, port: UInt8) throws(VerbsError) -> ibv_port_attr {
+        var attributes = ibv_port_attr()
+        let status = cverbs_query_port(context, port, &attributes)
+        guard status == 0 else {
+            throw failure(.queryPort, code: code(returned: status), "port \(port)")
+        }
+        return attributes
+    }
+
+    /// `ibv_query_gid_table`: every valid GID entry of every port, up to `capacity`.
+    ///
+    /// The kernel takes the answer buffer's size in 16 bits, so a buffer of 64 KiB or
+    /// more (2048 entries: rxe has 1024 per port) is refused with `EINVAL`; the
+    /// capacity is capped below that.
+    static func queryGIDTable(_ context: UnsafeMutablePointer<ibv_context>, capacity: Int) throws(VerbsError) -> [ibv_gid_entry] {
+        let limit = Int(UInt16.max) / MemoryLayout<ibv_gid_entry>.stride
+        var entries = [ibv_gid_entry](repeating: ibv_gid_entry(), count: min(max(capacity, 1), limit))
+        let count = entries.withUnsafeMutableBufferPointer { ibv_query_gid_table(context, $0.baseAddress, $0.count, 0) }
+        guard count >= 0 else { throw failure(.queryGIDTable, code: code(returned: Int32(count))) }
+        return Array(entries[..<count])
+    }
+
+    /// `ibv_query_gid`.
+    static func queryGID(_ context: UnsafeMutablePointer<ibv_context>, port: UInt8, index: Int) throws(VerbsError) -> ibv_gid {
+        var gid = ibv_gid()
+        let status = ibv_query_gid(context, port, Int32(index), &gid)
+        guard status == 0 else {
+            throw failure(.queryGID, code: code(returned: status), "port \(port) index \(index)")
+        }
+        return gid
+    }
+
+    /// `ibv_fork_init`.
+    static func forkInit() throws(VerbsError) {
+        let status = ibv_fork_init()
+        guard status == 0 else { throw failure(.forkInit, code: code(returned: status)) }
+    }
+
+    /// `ibv_is_fork_initialized`.
+    static func forkStatus() -> IBVerbs.ForkProtection {
+        IBVerbs.ForkProtection(rawValue: ibv_is_fork_initialized().rawValue) ?? .disabled
+    }
+
+    // MARK: Protection domains and memory regions
+
+    /// `ibv_alloc_pd`.
+    static func allocatePD(_ context: UnsafeMutablePointer<ibv_context>) throws(VerbsError) -> UnsafeMutablePointer<ibv_pd> {
+        errno = 0
+        guard let pd = ibv_alloc_pd(context) else {
+            throw failure(.allocateProtectionDomain, code: nullCode)
+        }
+        return pd
+    }
+
+    /// `ibv_dealloc_pd`.
+    static func deallocatePD(_ pd: UnsafeMutablePointer<ibv_pd>) throws(VerbsError) {
+        let status = ibv_dealloc_pd(pd)
+        guard status == 0 else { throw failure(.deallocateProtectionDomain, code: code(returned: status)) }
+    }
+
+    /// `ibv_reg_mr_iova2` (the path the `ibv_reg_mr` macro takes), with `iova` equal
+    /// to the address so that peers name the memory by its virtual address.
+    static func registerMR(_ pd: UnsafeMutablePointer<ibv_pd>, address: UInt, length: Int,
+                           access: UInt32) throws(VerbsError) -> UnsafeMutablePointer<ibv_mr> {
+        errno = 0
+        guard let mr = cverbs_reg_mr_iova2(pd, UnsafeMutableRawPointer(bitPattern: address), length, UInt64(address), access) else {
+            throw failure(.registerMemory, code: nullCode,
+                          "\(length) bytes at 0x\(String(address, radix: 16))")
+        }
+        return mr
+    }
+
+    /// `ibv_dereg_mr`.
+    static func deregisterMR(_ mr: UnsafeMutablePointer<ibv_mr>) throws(VerbsError) {
+        let status = ibv_dereg_mr(mr)
+        guard status == 0 else { throw failure(.deregisterMemory, code: code(returned: status)) }
+    }
+
+    // MARK: Completion queues
+
+    /// `ibv_create_cq` without a completion channel.
+    static func createCQ(_ context: UnsafeMutablePointer<ibv_context>, entries: Int) throws(VerbsError) -> UnsafeMutablePointer<ibv_cq> {
+        errno = 0
+        guard let cq = ibv_create_cq(context, Int32(clamping: entries), nil, nil, 0) else {
+            throw failure(.createCompletionQueue, code: nullCode, "\(entries) entries")
+        }
+        return cq
+    }
+
+    /// `ibv_destroy_cq`.
+    static func destroyCQ(_ cq: UnsafeMutablePointer<ibv_cq>) throws(VerbsError) {
+        let status = ibv_destroy_cq(cq)
+        guard status == 0 else { throw failure(.destroyCompletionQueue, code: code(returned: status)) }
+    }
+
+    /// `ibv_poll_cq`.
+    @inline(__always)
+    static func pollCQ(_ cq: UnsafeMutablePointer<ibv_cq>, _ entries: UnsafeMutablePointer<ibv_wc>, count: Int) throws(VerbsError) -> Int {
+        let polled = ibv_poll_cq(cq, Int32(clamping: count), entries)
+        guard polled >= 0 else { throw failure(.pollCompletionQueue, code: code(returned: polled)) }
+        return Int(polled)
+    }
+
+    // MARK: Queue pairs
+
+    /// `ibv_create_qp`; `attributes.cap` holds what the device granted afterwards.
+    static func createQP(_ pd: UnsafeMutablePointer<ibv_pd>, _ attributes: inout ibv_qp_init_attr) throws(VerbsError) -> UnsafeMutablePointer<ibv_qp> {
+        errno = 0
+        guard let qp = ibv_create_qp(pd, &attributes) else {
+            throw failure(.createQueuePair, code: nullCode)
+        }
+        return qp
+    }
+
+    /// `ibv_modify_qp`.
+    static func modifyQP(_ qp: UnsafeMutablePointer<ibv_qp>, _ attributes: inout ibv_qp_attr, mask: Int32,
+                         _ detail: String) throws(VerbsError) {
+        let status = ibv_modify_qp(qp, &attributes, mask)
+        guard status == 0 else { throw failure(.modifyQueuePair, code: code(returned: status), detail) }
+    }
+
+    /// `ibv_query_qp` for the state only.
+    static func queryQPState(_ qp: UnsafeMutablePointer<ibv_qp>) throws(VerbsError) -> ibv_qp_state {
+        var attributes = ibv_qp_attr()
+        var initial = ibv_qp_init_attr()
+        let status = ibv_query_qp(qp, &attributes, Int32(IBV_QP_STATE.rawValue), &initial)
+        guard status == 0 else { throw failure(.queryQueuePair, code: code(returned: status)) }
+        return attributes.qp_state
+    }
+
+    /// `ibv_destroy_qp`.
+    static func destroyQP(_ qp: UnsafeMutablePointer<ibv_qp>) throws(VerbsError) {
+        let status = ibv_destroy_qp(qp)
+        guard status == 0 else { throw failure(.destroyQueuePair, code: code(returned: status)) }
+    }
+
+    /// `ibv_post_send` of one request.
+    @inline(__always)
+    static func postSend(_ qp: UnsafeMutablePointer<ibv_qp>, _ request: inout ibv_send_wr) throws(VerbsError) {
+        var bad: UnsafeMutablePointer<ibv_send_wr>?
+        let status = ibv_post_send(qp, &request, &bad)
+        guard status == 0 else { throw failure(.postSend, code: code(returned: status)) }
+    }
+
+    /// `ibv_post_recv` of one request.
+    @inline(__always)
+    static func postReceive(_ qp: UnsafeMutablePointer<ibv_qp>, _ request: inout ibv_recv_wr) throws(VerbsError) {
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        let status = ibv_post_recv(qp, &request, &bad)
+        guard status == 0 else { throw failure(.postReceive, code: code(returned: status)) }
+    }
+
+    // MARK: librdmacm
+
+    /// `rdma_create_event_channel`.
+    static func createEventChannel() throws(VerbsError) -> UnsafeMutablePointer<rdma_event_channel> {
+        errno = 0
+        guard let channel = rdma_create_event_channel() else {
+            throw failure(.createEventChannel, code: nullCode)
+        }
+        return channel
+    }
+
+    /// `rdma_destroy_event_channel`.
+    static func destroyEventChannel(_ channel: UnsafeMutablePointer<rdma_event_channel>) {
+        rdma_destroy_event_channel(channel)
+    }
+
+    /// `rdma_create_id` in the TCP port space (reliable connected).
+    static func createID(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_id> {
+        var id: UnsafeMutablePointer<rdma_cm_id>?
+        guard rdma_create_id(channel, &id, nil, RDMA_PS_TCP) == 0, let id else {
+            throw failure(.createConnectionID, code: nullCode)
+        }
+        return id
+    }
+
+    /// `rdma_destroy_id`.
+    static func destroyID(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
+        guard rdma_destroy_id(id) == 0 else { throw failure(.destroyConnectionID, code: nullCode) }
+    }
+
+    /// Runs a librdmacm call that returns 0 or -1 with `errno`.
+    static func cm(_ call: VerbsCall, _ detail: String = "", _ body: () -> Int32) throws(VerbsError) {
+        errno = 0
+        guard body() == 0 else { throw failure(call, code: nullCode, detail) }
+    }
+
+    /// `rdma_bind_addr`.
+    static func bindAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: inout sockaddr_in) throws(VerbsError) {
+        try cm(.bindAddress) {
+            withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_bind_addr(id, $0) } }
+        }
+    }
+
+    /// `rdma_listen`.
+    static func listen(_ id: UnsafeMutablePointer<rdma_cm_id>, backlog: Int32) throws(VerbsError) {
+        try cm(.listen) { rdma_listen(id, backlog) }
+    }
+
+    /// `rdma_resolve_addr` towards `destination`.
+    static func resolveAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ destination: inout sockaddr_in,
+                               timeoutMilliseconds: Int32) throws(VerbsError) {
+        try cm(.resolveAddress) {
+            withUnsafeMutablePointer(to: &destination) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_resolve_addr(id, nil, $0, timeoutMilliseconds) }
+            }
+        }
+    }
+
+    /// `rdma_resolve_route`.
+    static func resolveRoute(_ id: UnsafeMutablePointer<rdma_cm_id>, timeoutMilliseconds: Int32) throws(VerbsError) {
+        try cm(.resolveRoute) { rdma_resolve_route(id, timeoutMilliseconds) }
+    }
+
+    /// `rdma_connect`.
+    static func connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
+        try cm(.connect) { rdma_connect(id, &parameters) }
+    }
+
+    /// `rdma_accept`.
+    static func accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
+        try cm(.accept) { rdma_accept(id, &parameters) }
+    }
+
+    /// `rdma_establish`.
+    static func establish(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
+        try cm(.establish) { rdma_establish(id) }
+    }
+
+    /// `rdma_disconnect`.
+    static func disconnect(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
+        try cm(.disconnect) { rdma_disconnect(id) }
+    }
+
+    /// `rdma_init_qp_attr` for `state`.
+    static func initQPAttributes(_ id: UnsafeMutablePointer<rdma_cm_id>, state: ibv_qp_state) throws(VerbsError) -> (ibv_qp_attr, Int32) {
+        var attributes = ibv_qp_attr()
+        attributes.qp_state = state
+        var mask: Int32 = 0
+        try cm(.initQueuePairAttributes, "state \(state.rawValue)") { rdma_init_qp_attr(id, &attributes, &mask) }
+        return (attributes, mask)
+    }
+
+    /// `rdma_get_cm_event`, after waiting at most `timeoutMilliseconds` for one with `poll(2)`.
+    static func nextEvent(_ channel: UnsafeMutablePointer<rdma_event_channel>,
+                          timeoutMilliseconds: Int32) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_event> {
+        var descriptor = pollfd(fd: cverbs_event_channel_fd(channel), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, timeoutMilliseconds)
+        guard ready > 0 else {
+            throw failure(.getConnectionEvent, code: ready == 0 ? ETIMEDOUT : errno,
+                          "no event within \(timeoutMilliseconds) ms")
+        }
+        var event: UnsafeMutablePointer<rdma_cm_event>?
+        guard rdma_get_cm_event(channel, &event) == 0, let event else {
+            throw failure(.getConnectionEvent, code: nullCode)
+        }
+        return event
+    }
+
+    /// `rdma_get_src_port`, in host order.
+    static func sourcePort(_ id: UnsafeMutablePointer<rdma_cm_id>) -> UInt16 {
+        UInt16(bigEndian: rdma_get_src_port(id))
+    }
+
+    /// `rdma_event_str`.
+    static func eventName(_ type: rdma_cm_event_type) -> String {
+        rdma_event_str(type).map { String(cString: $0) } ?? "event \(type.rawValue)"
+    }
+
+    /// `rdma_ack_cm_event`.
+    static func acknowledge(_ event: UnsafeMutablePointer<rdma_cm_event>) {
+        rdma_ack_cm_event(event)
+    }
+}
+#endif

@@ -1,0 +1,43 @@
+#if RDMA
+import CVerbs
+import Synchronization
+import Verbs
+
+/// A memory region of an ``IBVerbs`` device: pinned and mapped by the kernel until
+/// ``deregister()`` or, failing that, until the last reference goes.
+public final class IBVerbsMemoryRegion: MemoryRegion, @unchecked Sendable {
+    /// The domain; kept alive until the region is gone.
+    public let domain: IBVerbsProtectionDomain
+    public let address: UInt
+    public let length: Int
+    public let lkey: UInt32
+    public let rkey: UInt32
+    public let access: AccessFlags
+    private let handle: Mutex<IBVerbsHandle<ibv_mr>?>
+
+    init(domain: IBVerbsProtectionDomain, mr: UnsafeMutablePointer<ibv_mr>, address: UInt, length: Int, access: AccessFlags) {
+        self.domain = domain
+        self.address = address
+        self.length = length
+        self.lkey = mr.pointee.lkey
+        self.rkey = mr.pointee.rkey
+        self.access = access
+        self.handle = Mutex(IBVerbsHandle(mr))
+    }
+
+    /// Whether the region is still registered.
+    public var isRegistered: Bool { handle.withLock { $0 != nil } }
+
+    /// Deregisters the region; a second call does nothing. On failure the region stays
+    /// registered and may be deregistered again.
+    public func deregister() throws(VerbsError) {
+        try handle.withLock { (mr) throws(VerbsError) in
+            guard let live = mr else { return }
+            try IBVerbsCalls.deregisterMR(live.pointer)
+            mr = nil
+        }
+    }
+
+    deinit { try? deregister() }
+}
+#endif

@@ -1,0 +1,190 @@
+#if RDMA
+import CVerbs
+import Glibc
+import Synchronization
+import Verbs
+
+/// A reliable-connected queue pair of an ``IBVerbs`` device.
+///
+/// ``modify(to:remote:)`` moves it through RESET → INIT → RTR → RTS with GID
+/// addressing (the device's source GID; the remote endpoint's GID as destination),
+/// which connects two queue pairs with no connection manager, as
+/// ``QueuePair/connect(_:_:)`` does. ``IBVerbsConnection`` connects through
+/// librdmacm instead.
+///
+/// ``SendWorkRequest/sges`` is handed to `ibv_post_send` as it is: ``SGE`` has the
+/// layout of `struct ibv_sge`.
+public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
+    /// The domain; kept alive until the queue pair is gone.
+    public let domain: IBVerbsProtectionDomain
+    /// Where send requests complete; kept alive until the queue pair is gone.
+    public let sendCompletions: IBVerbsCompletionQueue
+    /// Where receive requests complete; kept alive until the queue pair is gone.
+    public let receiveCompletions: IBVerbsCompletionQueue
+    /// What the device granted: at least what was asked for.
+    public let capabilities: QueuePairCapabilities
+    /// The queue pair number (`qp_num`).
+    public let number: UInt32
+    let handle: Mutex<IBVerbsHandle<ibv_qp>?>
+
+    /// Packet sequence numbers both directions start at.
+    static let initialPSN: UInt32 = 0
+    /// Local ACK timeout exponent: 4.096 µs × 2^18 ≈ 1 s, generous for emulated machines.
+    static let ackTimeout: UInt8 = 18
+    /// Transport and receiver-not-ready retries (7: retry receiver-not-ready forever).
+    static let retries: UInt8 = 7
+    /// Minimal receiver-not-ready NAK timer code (12: 0.64 ms).
+    static let minimumRNRTimer: UInt8 = 12
+
+    init(domain: IBVerbsProtectionDomain, sendCompletions: IBVerbsCompletionQueue,
+         receiveCompletions: IBVerbsCompletionQueue, capabilities: QueuePairCapabilities) throws(VerbsError) {
+        precondition(SGE.layoutMatchesIBVSGE, "SGE must have the layout of struct ibv_sge to be posted without conversion")
+        var initial = ibv_qp_init_attr()
+        initial.qp_type = IBV_QPT_RC
+        initial.sq_sig_all = capabilities.signalsAll ? 1 : 0
+        initial.cap.max_send_wr = UInt32(clamping: capabilities.maxSendWorkRequests)
+        initial.cap.max_recv_wr = UInt32(clamping: capabilities.maxReceiveWorkRequests)
+        initial.cap.max_send_sge = UInt32(clamping: capabilities.maxSendSGEs)
+        initial.cap.max_recv_sge = UInt32(clamping: capabilities.maxReceiveSGEs)
+        initial.cap.max_inline_data = UInt32(clamping: capabilities.maxInlineData)
+        func create(_ send: UnsafeMutablePointer<ibv_cq>, _ receive: UnsafeMutablePointer<ibv_cq>) throws(VerbsError) -> UnsafeMutablePointer<ibv_qp> {
+            initial.send_cq = send
+            initial.recv_cq = receive
+            return try domain.withPD(.createQueuePair) { (pd) throws(VerbsError) in try IBVerbsCalls.createQP(pd, &initial) }
+        }
+        // One queue may take both kinds of completions; its lock is taken once.
+        let qp = try sendCompletions.withCQ(.createQueuePair) { (send) throws(VerbsError) in
+            if receiveCompletions === sendCompletions { return try create(send, send) }
+            return try receiveCompletions.withCQ(.createQueuePair) { (receive) throws(VerbsError) in try create(send, receive) }
+        }
+        self.domain = domain
+        self.sendCompletions = sendCompletions
+        self.receiveCompletions = receiveCompletions
+        self.capabilities = QueuePairCapabilities(
+            maxSendWorkRequests: Int(initial.cap.max_send_wr), maxReceiveWorkRequests: Int(initial.cap.max_recv_wr),
+            maxSendSGEs: Int(initial.cap.max_send_sge), maxReceiveSGEs: Int(initial.cap.max_recv_sge),
+            maxInlineData: Int(initial.cap.max_inline_data), signalsAll: capabilities.signalsAll)
+        self.number = qp.pointee.qp_num
+        self.handle = Mutex(IBVerbsHandle(qp))
+    }
+
+    /// The number and the device's source GID.
+    public var endpoint: QueuePairEndpoint { QueuePairEndpoint(number: number, gid: domain.device.gid.bytes) }
+
+    /// The state the device reports, or ``QueuePairState/error`` once destroyed. The
+    /// corresponding C function is `ibv_query_qp`.
+    public var state: QueuePairState {
+        let raw = try? withQP(.modifyQueuePair) { (qp) throws(VerbsError) in try IBVerbsCalls.queryQPState(qp) }
+        switch raw {
+        case IBV_QPS_RESET: return .reset
+        case IBV_QPS_INIT: return .initialized
+        case IBV_QPS_RTR: return .readyToReceive
+        case IBV_QPS_RTS: return .readyToSend
+        default: return .error
+        }
+    }
+
+    /// Runs `body` with the live `ibv_qp`.
+    func withQP<R>(_ call: VerbsCall, _ body: (UnsafeMutablePointer<ibv_qp>) throws(VerbsError) -> R) throws(VerbsError) -> R {
+        try handle.withLock { (qp) throws(VerbsError) -> R in
+            guard let qp else { throw VerbsError(call, errno: EINVAL, "the queue pair was destroyed") }
+            return try body(qp.pointer)
+        }
+    }
+
+    /// Moves the queue pair to `state`. INIT allows local write and remote read and
+    /// write; RTR addresses `remote` by its GID from the device's source GID with the
+    /// port's active MTU; RTS sets the ACK timeout and retries. The corresponding C
+    /// function is `ibv_modify_qp`.
+    public func modify(to state: QueuePairState, remote: QueuePairEndpoint?) throws(VerbsError) {
+        let device = domain.device
+        var attributes = ibv_qp_attr()
+        var mask: [ibv_qp_attr_mask] = [IBV_QP_STATE]
+        switch state {
+        case .reset:
+            attributes.qp_state = IBV_QPS_RESET
+        case .error:
+            attributes.qp_state = IBV_QPS_ERR
+        case .initialized:
+            attributes.qp_state = IBV_QPS_INIT
+            attributes.pkey_index = 0
+            attributes.port_num = device.port.number
+            attributes.qp_access_flags = AccessFlags.all.rawValue
+            mask += [IBV_QP_PKEY_INDEX, IBV_QP_PORT, IBV_QP_ACCESS_FLAGS]
+        case .readyToReceive:
+            guard let remote else { throw VerbsError(.modifyQueuePair, errno: EINVAL, "RTR needs the remote queue pair's endpoint") }
+            guard remote.gid.count == 16 else {
+                throw VerbsError(.modifyQueuePair, errno: EINVAL, "a GID has 16 bytes, not \(remote.gid.count)")
+            }
+            attributes.qp_state = IBV_QPS_RTR
+            attributes.path_mtu = device.port.activeMTUCode
+            attributes.dest_qp_num = remote.number
+            attributes.rq_psn = Self.initialPSN
+            attributes.max_dest_rd_atomic = UInt8(clamping: device.maxReadsInFlight)
+            attributes.min_rnr_timer = Self.minimumRNRTimer
+            attributes.ah_attr.is_global = 1
+            withUnsafeMutableBytes(of: &attributes.ah_attr.grh.dgid.raw) { $0.copyBytes(from: remote.gid) }
+            attributes.ah_attr.grh.sgid_index = UInt8(clamping: device.gid.index)
+            attributes.ah_attr.grh.hop_limit = 64
+            attributes.ah_attr.port_num = device.port.number
+            mask += [IBV_QP_AV, IBV_QP_PATH_MTU, IBV_QP_DEST_QPN, IBV_QP_RQ_PSN, IBV_QP_MAX_DEST_RD_ATOMIC,
+                     IBV_QP_MIN_RNR_TIMER]
+        case .readyToSend:
+            attributes.qp_state = IBV_QPS_RTS
+            attributes.timeout = Self.ackTimeout
+            attributes.retry_cnt = Self.retries
+            attributes.rnr_retry = Self.retries
+            attributes.sq_psn = Self.initialPSN
+            attributes.max_rd_atomic = UInt8(clamping: device.maxReadsInFlight)
+            mask += [IBV_QP_TIMEOUT, IBV_QP_RETRY_CNT, IBV_QP_RNR_RETRY, IBV_QP_SQ_PSN, IBV_QP_MAX_QP_RD_ATOMIC]
+        }
+        try modify(&attributes, mask: Int32(mask.reduce(0) { $0 | $1.rawValue }), "to \(state)")
+    }
+
+    /// Applies `attributes` under `mask` (from ``modify(to:remote:)`` or from
+    /// librdmacm's `rdma_init_qp_attr`).
+    func modify(_ attributes: inout ibv_qp_attr, mask: Int32, _ detail: String) throws(VerbsError) {
+        try withQP(.modifyQueuePair) { (qp) throws(VerbsError) in
+            try IBVerbsCalls.modifyQP(qp, &attributes, mask: mask, "queue pair \(number) \(detail)")
+        }
+    }
+
+    /// Posts `request`. The provider refuses what the queue pair cannot take (too many
+    /// SGEs, a full queue, a state that cannot send) with the `errno` it chooses. The
+    /// corresponding C function is `ibv_post_send`.
+    public func postSend(_ request: SendWorkRequest) throws(VerbsError) {
+        try request.withIBVWorkRequest { (wr) throws(VerbsError) in
+            try withQP(.postSend) { (qp) throws(VerbsError) in try IBVerbsCalls.postSend(qp, &wr) }
+        }
+    }
+
+    /// Posts `request`. The corresponding C function is `ibv_post_recv`.
+    public func postReceive(_ request: ReceiveWorkRequest) throws(VerbsError) {
+        try request.withIBVWorkRequest { (wr) throws(VerbsError) in
+            try withQP(.postReceive) { (qp) throws(VerbsError) in try IBVerbsCalls.postReceive(qp, &wr) }
+        }
+    }
+
+    /// Destroys the queue pair; a second call does nothing. Outstanding requests are
+    /// discarded without completions.
+    public func close() throws(VerbsError) {
+        try handle.withLock { (qp) throws(VerbsError) in
+            guard let live = qp else { return }
+            try IBVerbsCalls.destroyQP(live.pointer)
+            qp = nil
+        }
+    }
+
+    deinit { try? close() }
+}
+
+extension SGE {
+    /// Whether ``SGE`` has the layout of `struct ibv_sge`, so that arrays of it are
+    /// posted without conversion.
+    package static let layoutMatchesIBVSGE: Bool = MemoryLayout<SGE>.size == MemoryLayout<ibv_sge>.size
+        && MemoryLayout<SGE>.offset(of: \.address) == MemoryLayout<ibv_sge>.offset(of: \.addr)
+        && MemoryLayout<SGE>.stride == MemoryLayout<ibv_sge>.stride
+        && MemoryLayout<SGE>.offset(of: \.length) == MemoryLayout<ibv_sge>.offset(of: \.length)
+        && MemoryLayout<SGE>.offset(of: \.lkey) == MemoryLayout<ibv_sge>.offset(of: \.lkey)
+}
+#endif

@@ -1,0 +1,327 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import IterExtract
+import RDMASGE
+
+/// One side of an SMB Direct connection (MS-SMBD) over a reliable-connected queue
+/// pair: negotiation, credits, fragmentation and reassembly, keepalives, the RDMA
+/// channel, and shutdown.
+///
+/// The connection is generic over the verbs protocols, so it runs on ``SoftVerbs``
+/// and on libibverbs alike: it creates its completion queue and queue pair in the
+/// caller's protection domain, and the caller connects the queue pair to the peer's
+/// (``QueuePair/connect(_:_:)`` on one device; a connection manager on a network)
+/// before ``start()``.
+///
+/// Memory: one registered arena holds a header buffer per send slot and a buffer per
+/// receive. Payload is never copied on the send side: each message is SGE 0 (its
+/// header) plus SGEs extracted straight from the caller's iterator, as the kernel's
+/// SMB client builds them. Received messages are copied once out of the receive
+/// buffers; a buffer is reposted, and its credit granted back, at once while the
+/// messages held for the application stay under
+/// ``SMBDirectConfiguration/maxReceiveBacklog`` bytes, and only as the application
+/// reads them beyond that. A peer can make the connection hold at most
+/// ``receiveMemoryBound`` bytes of received data, whatever it sends: a message
+/// without a credit, or of an unexpected kind, ends the connection.
+///
+/// Driving: nothing happens in the background. ``progress()`` processes completions
+/// without blocking; blocking operations call it in a loop and, while nothing
+/// arrives, call ``idleHandler``, through which one thread can drive both ends of an
+/// in-process connection.
+public final class SMBDirectConnection<Domain: ProtectionDomain> {
+    /// Which side of the negotiation this is.
+    public enum Role: Sendable {
+        /// Sends the Negotiate Request (the SMB client).
+        case initiator
+        /// Answers it (the SMB server).
+        case responder
+    }
+
+    /// Where the connection is in its life.
+    public enum State: Equatable, Sendable {
+        /// Created; ``start()`` has not been called.
+        case idle
+        /// Negotiating.
+        case negotiating
+        /// Negotiated: data may flow.
+        case connected
+        /// Closed in order.
+        case closed
+        /// Ended by an error; everything was flushed and released.
+        case failed(SMBDirectError)
+    }
+
+    /// What a work request identifier names.
+    enum WorkKind: UInt64 {
+        case send = 1
+        case receive = 2
+        case rdma = 3
+    }
+
+    /// What a send slot's payload SGEs retain, to be released when the send completes.
+    struct SendSlot {
+        /// Whether the slot's send is posted and has not completed.
+        var inFlight = false
+        var payloadSGEs = 0
+        var keys: (any KeyResolver)?
+        var pinned = false
+        var ledger: PinLedger?
+    }
+
+    /// This side's role.
+    public let role: Role
+    /// What this side offered.
+    public let configuration: SMBDirectConfiguration
+    /// The protection domain everything is registered in.
+    public let domain: Domain
+    /// The queue pair; connect it to the peer's before ``start()``.
+    public let queuePair: Domain.QueuePairType
+    let completionQueue: Domain.CompletionQueueType
+    /// The state.
+    public internal(set) var state: State = .idle
+    /// The negotiated sizes, once connected.
+    public internal(set) var limits: SMBDirectLimits?
+    /// The credit accounting.
+    public internal(set) var credits: SMBDirectCredits
+    /// The counters.
+    public internal(set) var statistics = SMBDirectStatistics()
+    /// Called by blocking operations while nothing arrives: drive the peer from here
+    /// when it runs in the same thread (it must not block on this connection).
+    public var idleHandler: (() -> Void)?
+    /// Called with every message that arrives, negotiation included, before it is
+    /// decoded: for traces and captures. The bytes are valid during the call only.
+    public var receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)?
+
+    /// Registrations of payload memory for sends (local access only).
+    public let sendRegistrations: MRCache<Domain>
+    /// Registrations of memory the peer reads by RDMA READ (an SMB2 WRITE's data).
+    public let peerReadableRegistrations: MRCache<Domain>
+    /// Registrations of memory the peer writes by RDMA WRITE (an SMB2 READ's buffer).
+    public let peerWritableRegistrations: MRCache<Domain>
+
+    let arena: UnsafeMutableRawBufferPointer
+    let arenaRegion: Domain.Region
+    let sendSlotCount: Int
+    let receiveSlotCount: Int
+    var sendSlots: [SendSlot]
+    var freeSendSlots: [Int]
+    /// SGEs of every send slot: SGE 0 (the header) and up to ``SMBDirectConfiguration/maxPayloadSGEs``.
+    let sgeStorage: UnsafeMutableBufferPointer<SGE>
+    let sgeStride: Int
+    /// Extraction's output for one message, reused.
+    var scratch: [SGE]
+    let completions: UnsafeMutableBufferPointer<WorkCompletion>
+    var reassembler: FragmentReassembler
+    var inbox: [[UInt8]] = []
+    var inboxHead = 0
+    /// The bytes of the messages in ``inbox`` that the application has not read.
+    var inboxBytes = 0
+    /// Whether each receive slot is posted and has not completed.
+    var receivePosted: [Bool]
+    /// Receive slots that completed while unread messages filled the backlog (a
+    /// message being reassembled does not count: only whole messages can be read):
+    /// reposted as the
+    /// application reads, so that the peer's credits follow what was consumed.
+    var parkedReceives: [Int] = []
+    var sendsInFlight = 0
+    var receivesInFlight = 0
+    var rdmaInFlight = 0
+    /// Set when receives were reposted: a grant may be due.
+    var grantCheckPending = false
+    /// Set when the peer asked for a prompt answer.
+    var answerOwed = false
+    var lastArrival = ContinuousClock.now
+    var keepaliveSentAt: ContinuousClock.Instant?
+    var isTornDown = false
+    /// Why tear-down could not destroy the queue pair, if it could not: the arena and
+    /// the memory unfinished sends point at were then kept (leaked on purpose), since
+    /// the device may still reach them.
+    public internal(set) var teardownError: VerbsError?
+    /// The completions of the batch being handled that are not handled yet: if one
+    /// of them ends the connection, tear-down accounts for the rest, which are off the
+    /// completion queue already.
+    var unhandledCompletions: Range<Int> = 0..<0
+
+    /// Creates the connection's completion queue, queue pair and registered buffers in `domain`.
+    public init(domain: Domain, role: Role, configuration: SMBDirectConfiguration = SMBDirectConfiguration()) throws(SMBDirectError) {
+        let attributes = domain.attributes
+        let rdmaSlots = configuration.maxRDMAOperations
+        let sendSlotCount = min(configuration.sendCreditTarget, attributes.maxQueuePairWorkRequests - rdmaSlots)
+        let receiveSlotCount = min(configuration.receiveCreditMax, attributes.maxQueuePairWorkRequests)
+        precondition(sendSlotCount > 0, "the device's queues are too shallow for \(rdmaSlots) RDMA operations")
+        let capabilities = QueuePairCapabilities(
+            maxSendWorkRequests: sendSlotCount + rdmaSlots, maxReceiveWorkRequests: receiveSlotCount,
+            maxSendSGEs: 1 + configuration.maxPayloadSGEs, maxReceiveSGEs: 1)
+        let arenaSize = sendSlotCount * configuration.maxSendSize + receiveSlotCount * configuration.maxReceiveSize
+        let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: arenaSize, alignment: pageSize)
+        do {
+            (completionQueue, queuePair, arenaRegion) = try Self.makeResources(
+                in: domain, capabilities: capabilities, arena: UnsafeRawBufferPointer(arena))
+        } catch {
+            arena.deallocate()
+            throw .verbs(error)
+        }
+        self.role = role
+        self.configuration = configuration
+        self.domain = domain
+        self.arena = arena
+        self.sendSlotCount = sendSlotCount
+        self.receiveSlotCount = receiveSlotCount
+        sendSlots = Array(repeating: SendSlot(), count: sendSlotCount)
+        receivePosted = Array(repeating: false, count: receiveSlotCount)
+        freeSendSlots = Array((0..<sendSlotCount).reversed())
+        sgeStride = 1 + configuration.maxPayloadSGEs
+        sgeStorage = .allocate(capacity: sendSlotCount * sgeStride)
+        sgeStorage.initialize(repeating: SGE(address: 0, length: 0, lkey: 0))
+        scratch = []
+        scratch.reserveCapacity(configuration.maxPayloadSGEs)
+        completions = .allocate(capacity: 32)
+        completions.initialize(repeating: WorkCompletion(id: 0, status: .success, opcode: .send, byteCount: 0, queuePairNumber: 0))
+        credits = SMBDirectCredits(target: configuration.sendCreditTarget, maxGrant: configuration.maxCreditsPerGrant)
+        reassembler = FragmentReassembler(maxMessageSize: configuration.maxFragmentedSize)
+        sendRegistrations = MRCache(domain: domain, access: [])
+        peerReadableRegistrations = MRCache(domain: domain, access: .remoteRead)
+        peerWritableRegistrations = MRCache(domain: domain, access: [.localWrite, .remoteWrite])
+    }
+
+    /// Creates the completion queue, the queue pair reporting to it, and the arena's
+    /// registration, all or none.
+    private static func makeResources(
+        in domain: Domain, capabilities: QueuePairCapabilities, arena: UnsafeRawBufferPointer
+    ) throws(VerbsError) -> (Domain.CompletionQueueType, Domain.QueuePairType, Domain.Region) {
+        let queue = try domain.createCompletionQueue(
+            capacity: capabilities.maxSendWorkRequests + capabilities.maxReceiveWorkRequests)
+        let pair: Domain.QueuePairType
+        do {
+            pair = try domain.createQueuePair(sendCompletions: queue, receiveCompletions: queue, capabilities: capabilities)
+        } catch {
+            try? queue.close()
+            throw error
+        }
+        do {
+            let region = try domain.registerMemory(
+                address: UInt(bitPattern: arena.baseAddress), length: arena.count, access: .localWrite)
+            return (queue, pair, region)
+        } catch {
+            try? pair.close()
+            try? queue.close()
+            throw error
+        }
+    }
+
+    deinit {
+        if !isTornDown { tearDown() }
+        sgeStorage.deallocate()
+        completions.deallocate()
+    }
+
+    // MARK: Buffers
+
+    /// The header buffer of send slot `slot`.
+    func sendBuffer(_ slot: Int) -> UnsafeMutableRawBufferPointer {
+        let size = configuration.maxSendSize
+        return UnsafeMutableRawBufferPointer(rebasing: arena[slot * size..<(slot + 1) * size])
+    }
+
+    /// The buffer of receive slot `slot`.
+    func receiveBuffer(_ slot: Int) -> UnsafeMutableRawBufferPointer {
+        let start = sendSlotCount * configuration.maxSendSize + slot * configuration.maxReceiveSize
+        return UnsafeMutableRawBufferPointer(rebasing: arena[start..<start + configuration.maxReceiveSize])
+    }
+
+    static func workID(_ kind: WorkKind, _ index: Int) -> UInt64 { kind.rawValue << 32 | UInt64(index) }
+
+    func postReceive(_ slot: Int) throws(SMBDirectError) {
+        let buffer = receiveBuffer(slot)
+        var sge = SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress)), length: UInt32(buffer.count), lkey: arenaRegion.lkey)
+        do {
+            try withUnsafePointer(to: &sge) { (pointer) throws(VerbsError) in
+                try queuePair.postReceive(ReceiveWorkRequest(
+                    id: Self.workID(.receive, slot), sges: UnsafeBufferPointer(start: pointer, count: 1)))
+            }
+        } catch {
+            throw fail(.verbs(error))
+        }
+        receivePosted[slot] = true
+        receivesInFlight += 1
+    }
+
+    /// The most bytes of received data the connection holds at once, whatever the
+    /// peer sends: unread messages up to the backlog plus the message that crossed
+    /// it, the buffer of one message being reassembled, and what the peer can still
+    /// send with the credits it holds (one receive buffer each).
+    public var receiveMemoryBound: Int {
+        configuration.maxReceiveBacklog + 2 * configuration.maxFragmentedSize
+            + receiveSlotCount * configuration.maxReceiveSize
+    }
+
+    /// The bytes of received data the connection holds now: whole messages not yet
+    /// read, and the buffer of a message being reassembled.
+    public var heldReceiveBytes: Int { inboxBytes + reassembler.reservedBytes }
+
+    // MARK: Driving
+
+    /// Processes every completion that has arrived, without blocking: releases what
+    /// finished sends retained, decodes and reassembles received messages, reposts
+    /// their receives, and sends the credit grants and keepalive answers that are due.
+    ///
+    /// - Throws: The error that ended the connection (now or earlier), or
+    ///   ``SMBDirectError/notConnected`` before ``start()`` and after ``close()``.
+    public func progress() throws(SMBDirectError) {
+        try checkUsable()
+        try pollCompletions()
+        try sendDueMessages()
+        try checkKeepalive()
+    }
+
+    /// Handles every completion that has arrived, and sends nothing of its own.
+    func pollCompletions() throws(SMBDirectError) {
+        while true {
+            let polled: Int
+            do { polled = try completionQueue.poll(into: completions) } catch { throw fail(.verbs(error)) }
+            for index in 0..<polled {
+                unhandledCompletions = index + 1..<polled
+                try handle(completions[index])
+            }
+            unhandledCompletions = 0..<0
+            if polled < completions.count { return }
+        }
+    }
+
+    /// Whether a keepalive was sent and no message has arrived since.
+    public var awaitsKeepaliveAnswer: Bool { keepaliveSentAt != nil }
+
+    /// Throws unless the connection is negotiating or connected.
+    func checkUsable() throws(SMBDirectError) {
+        switch state {
+        case .negotiating, .connected: return
+        case .failed(let error): throw error
+        case .idle, .closed: throw .notConnected
+        }
+    }
+
+    /// Progresses, calling ``idleHandler`` between rounds, until `done` holds.
+    ///
+    /// - Throws: ``SMBDirectError/timedOut(_:)`` after ``SMBDirectConfiguration/timeout``
+    ///   (the connection fails then), or what ``progress()`` throws.
+    /// With `sending` false only completions are handled (an orderly close sends nothing new).
+    func wait(for what: @autoclosure () -> String, sending: Bool = true, until done: () -> Bool) throws(SMBDirectError) {
+        let step = { [unowned self] () throws(SMBDirectError) in
+            if sending { try progress() } else { try checkUsable(); try pollCompletions() }
+        }
+        try step()
+        if done() { return }
+        let deadline = ContinuousClock.now.advanced(by: configuration.timeout)
+        var rounds = 0
+        while true {
+            idleHandler?()
+            try step()
+            if done() { return }
+            rounds &+= 1
+            if rounds & 255 == 0, ContinuousClock.now > deadline { throw fail(.timedOut(what())) }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Verbs
+
+/// A protection domain of a ``SoftVerbs`` device.
+public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
+    let device: SoftVerbs
+    let handle: UInt32
+
+    init(device: SoftVerbs, handle: UInt32) {
+        self.device = device
+        self.handle = handle
+    }
+
+    public var attributes: DeviceAttributes { device.attributes }
+
+    /// Registers `length` bytes at `address` with `access`. The corresponding C function
+    /// is `ibv_reg_mr`.
+    /// - Throws: what ``ProtectionDomain/registerMemory(address:length:access:)`` lists, and
+    ///   `EFAULT`, as `ibv_reg_mr` reports when it cannot pin the pages, when part of the
+    ///   range is not mapped in this process.
+    public func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> SoftMemoryRegion {
+        let keys = try device.state.withLock { (state) throws(VerbsError) in
+            try state.register(domain: handle, address: address, length: length, access: access)
+        }
+        return SoftMemoryRegion(device: device, address: address, length: length, lkey: keys.lkey, rkey: keys.rkey, access: access)
+    }
+
+    /// Registers the bytes of `buffer`. The corresponding C function is `ibv_reg_mr`.
+    public func registerMemory(_ buffer: UnsafeMutableRawBufferPointer, access: AccessFlags) throws(VerbsError) -> SoftMemoryRegion {
+        try registerMemory(address: UInt(bitPattern: buffer.baseAddress), length: buffer.count, access: access)
+    }
+
+    public func createCompletionQueue(capacity: Int) throws(VerbsError) -> SoftCompletionQueue {
+        guard (1...device.attributes.maxCompletionQueueEntries).contains(capacity) else {
+            throw VerbsError(.createCompletionQueue, errno: EINVAL,
+                             "capacity \(capacity) is outside 1...\(device.attributes.maxCompletionQueueEntries)")
+        }
+        let handle = device.state.withLock { state in
+            let handle = state.makeHandle()
+            state.queues[handle] = SoftVerbsState.Queue(capacity: capacity)
+            return handle
+        }
+        return SoftCompletionQueue(device: device, handle: handle, capacity: capacity)
+    }
+
+    public func createQueuePair(
+        sendCompletions: SoftCompletionQueue, receiveCompletions: SoftCompletionQueue, capabilities: QueuePairCapabilities
+    ) throws(VerbsError) -> SoftQueuePair {
+        let number = try device.state.withLock { (state) throws(VerbsError) in
+            try state.createPair(domain: handle, sendQueue: sendCompletions.handle,
+                                 receiveQueue: receiveCompletions.handle, capabilities: capabilities)
+        }
+        return SoftQueuePair(device: device, number: number, capabilities: capabilities)
+    }
+
+    public func close() throws(VerbsError) {
+        try device.state.withLock { (state) throws(VerbsError) in
+            guard let users = state.domainUsers[handle] else { return }
+            guard users == 0 else {
+                throw VerbsError(.deallocateProtectionDomain, errno: EBUSY, "\(users) regions or queue pairs remain")
+            }
+            state.domainUsers[handle] = nil
+        }
+    }
+
+    deinit { try? close() }
+}

@@ -1,0 +1,51 @@
+import IterExtract
+import Verbs
+
+/// An RDMA device simulated in process, exactly: the embedded default backend.
+///
+/// It keeps the rules a real device keeps and completes with the statuses a real
+/// device reports: every SGE is checked against its memory region (lkey, bounds,
+/// local write access for receives and RDMA READ targets), every remote access
+/// against the peer's region (rkey, bounds, remote write or read access), posts
+/// beyond the SGE limit or queue depth are refused as `ibv_post_send` refuses them,
+/// and a queue pair in the error state flushes what is outstanding. Data moves by
+/// real memory copies from the sender's SGEs into the receiver's posted buffers, at
+/// post time, in order per queue pair. Two queue pairs of one device connect to each
+/// other with ``QueuePair/connect(_:_:)``.
+///
+/// Failures can be injected with ``inject(_:)``. All state sits behind one lock, so
+/// every object may be used from any thread.
+public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
+    public let name: String
+    public let attributes: DeviceAttributes
+    let state: LockedValue<SoftVerbsState>
+
+    /// Limits like those of a soft-RoCE (`rxe`) device: 32 SGEs, 8 MiB messages.
+    public static let defaultAttributes = DeviceAttributes(
+        maxSGEs: 32, maxMemoryRegionSize: 1 << 40, maxMemoryRegions: 1 << 16, maxQueuePairWorkRequests: 1 << 14,
+        maxCompletionQueueEntries: 1 << 15, maxMessageSize: 8 << 20, maxInlineData: 256)
+
+    /// Opens a simulated device.
+    public init(name: String = "soft0", attributes: DeviceAttributes = SoftVerbs.defaultAttributes) {
+        self.name = name
+        self.attributes = attributes
+        self.state = LockedValue(SoftVerbsState(attributes: attributes))
+    }
+
+    public func allocateProtectionDomain() throws(VerbsError) -> SoftProtectionDomain {
+        let handle = state.withLock { state in
+            let handle = state.makeHandle()
+            state.domainUsers[handle] = 0
+            return handle
+        }
+        return SoftProtectionDomain(device: self, handle: handle)
+    }
+
+    /// Arms a failure; see ``SoftVerbsFault``.
+    public func inject(_ fault: SoftVerbsFault) {
+        state.withLock { $0.faults.inject(fault) }
+    }
+
+    /// The number of memory regions registered on the device.
+    public var registeredRegionCount: Int { state.withLock { $0.regions.count } }
+}
