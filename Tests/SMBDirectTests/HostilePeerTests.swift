@@ -192,4 +192,29 @@ struct HostilePeerTests {
         loop.responder.disconnect()
         #expect(loop.responder.teardownError == nil)
     }
+
+    @Test("a duplicated RDMA completion ends the transfer instead of counting another operation as done")
+    func duplicateRDMACompletion() throws {
+        let device = SoftVerbs()
+        let loop = try SMBDirectLoopback(device: device, responder: SMBDirectConfiguration(maxRDMAOperations: 2))
+        let ledger = PinLedger(mode: .exact)
+        let source = UnsafeMutableRawBufferPointer.allocate(byteCount: 3 * pageSize, alignment: pageSize)
+        defer { source.deallocate() }
+        source.initializeMemory(as: UInt8.self, repeating: 6)
+        var iterator = try IOIterator(ubufAt: UInt(bitPattern: source.baseAddress), count: source.count, direction: .source)
+        let registration = try loop.initiator.register(&iterator, maxSize: source.count, maxDescriptors: 1, ledger: ledger)
+        let descriptor = try #require(registration.descriptors.first)
+        let pieces = (0..<3).map { BufferDescriptorV1(offset: descriptor.offset + UInt64($0 * pageSize), token: descriptor.token,
+                                                      length: UInt32(pageSize)) }
+        let (buffer, region) = try peerBuffer(3 * pageSize, in: loop.responderDomain)
+        defer { buffer.deallocate() }
+        device.inject(.duplicateCompletion(nth: 1))
+        #expect(throws: SMBDirectError.unexpectedCompletion(.rdmaRead, byteCount: 0)) {
+            try loop.responder.read(from: pieces, into: buffer, lkey: region.lkey)
+        }
+        expectNothingInFlight(loop.responder, "responder")
+        loop.initiator.release(registration)
+        #expect(ledger.isEmpty)
+        try region.deregister()
+    }
 }

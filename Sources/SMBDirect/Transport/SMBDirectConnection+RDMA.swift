@@ -82,21 +82,23 @@ extension SMBDirectConnection {
         }
         guard total <= local.count else { throw .descriptorsExceedBuffer(length: total, bufferSize: local.count) }
         var offset = 0
-        for (index, descriptor) in descriptors.enumerated() {
+        for descriptor in descriptors {
             if rdmaInFlight >= configuration.maxRDMAOperations {
                 try wait(for: "an RDMA operation to finish") { rdmaInFlight < configuration.maxRDMAOperations }
             }
+            let slot = rdmaSlotInFlight.firstIndex(of: false)!
             var sge = SGE(address: UInt64(UInt(bitPattern: local.baseAddress) + UInt(offset)), length: descriptor.length, lkey: lkey)
             do {
                 try withUnsafePointer(to: &sge) { (pointer) throws(VerbsError) in
                     try queuePair.postSend(SendWorkRequest(
-                        id: Self.workID(.rdma, index), opcode: opcode, sges: UnsafeBufferPointer(start: pointer, count: 1),
+                        id: Self.workID(.rdma, slot), opcode: opcode, sges: UnsafeBufferPointer(start: pointer, count: 1),
                         remoteAddress: descriptor.offset, rkey: descriptor.token))
                 }
             } catch {
                 throw fail(.verbs(error))
             }
             rdmaInFlight += 1
+            rdmaSlotInFlight[slot] = true
             offset += Int(descriptor.length)
         }
         try wait(for: "the RDMA operations to finish") { rdmaInFlight == 0 }

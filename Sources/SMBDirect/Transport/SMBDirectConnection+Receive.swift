@@ -14,7 +14,7 @@ extension SMBDirectConnection {
         switch WorkKind(rawValue: completion.id >> 32) {
         case .send: return index < sendSlotCount && sendSlots[index].inFlight ? (.send, index) : nil
         case .receive: return index < receiveSlotCount && receivePosted[index] ? (.receive, index) : nil
-        case .rdma: return rdmaInFlight > 0 ? (.rdma, index) : nil
+        case .rdma: return index < rdmaSlotInFlight.count && rdmaSlotInFlight[index] ? (.rdma, index) : nil
         case nil: return nil
         }
     }
@@ -59,7 +59,9 @@ extension SMBDirectConnection {
         case .receive:
             receivesInFlight -= 1
             receivePosted[index] = false
-        case .rdma: rdmaInFlight -= 1
+        case .rdma:
+            rdmaInFlight -= 1
+            rdmaSlotInFlight[index] = false
         }
     }
 

@@ -87,6 +87,7 @@ extension SMBDirectConnection {
         sendsInFlight = 0
         receivesInFlight = 0
         rdmaInFlight = 0
+        for slot in rdmaSlotInFlight.indices { rdmaSlotInFlight[slot] = false }
         parkedReceives.removeAll()
         try? arenaRegion.deregister()
         try? completionQueue.close()

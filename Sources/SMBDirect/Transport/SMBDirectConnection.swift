@@ -129,6 +129,9 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     var sendsInFlight = 0
     var receivesInFlight = 0
     var rdmaInFlight = 0
+    /// Whether each RDMA operation slot (at most ``SMBDirectConfiguration/maxRDMAOperations``
+    /// at once) holds a posted operation that has not completed.
+    var rdmaSlotInFlight: [Bool]
     /// Set when receives were reposted: a grant may be due.
     var grantCheckPending = false
     /// Set when the peer asked for a prompt answer.
@@ -172,6 +175,7 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         self.receiveSlotCount = receiveSlotCount
         sendSlots = Array(repeating: SendSlot(), count: sendSlotCount)
         receivePosted = Array(repeating: false, count: receiveSlotCount)
+        rdmaSlotInFlight = Array(repeating: false, count: rdmaSlots)
         freeSendSlots = Array((0..<sendSlotCount).reversed())
         sgeStride = 1 + configuration.maxPayloadSGEs
         sgeStorage = .allocate(capacity: sendSlotCount * sgeStride)
