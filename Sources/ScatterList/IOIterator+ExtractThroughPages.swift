@@ -1,5 +1,6 @@
 import IterExtract
 
+/// Extraction to a scatter table in two steps: pages first, then entries built from them.
 extension IOIterator {
     /// The two-step path: lists up to `maxPages` pages of the next `maxSize` bytes
     /// with `extractPages(into:maxPages:maxSize:ledger:)` into a freshly allocated

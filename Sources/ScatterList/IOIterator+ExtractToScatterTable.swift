@@ -1,5 +1,6 @@
 import IterExtract
 
+/// Extraction to a scatter table: an iterator's memory described as scatter entries.
 extension IOIterator {
     /// Describes up to `maxSize` bytes of the iterator in at most `maxEntries` new
     /// entries appended to `table`, and advances past the bytes described.

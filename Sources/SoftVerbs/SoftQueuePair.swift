@@ -40,9 +40,10 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
         }
     }
 
-    /// Posts a send-queue request and executes it at once: the data moves and the
-    /// completions are queued before the call returns. The corresponding C function is
-    /// `ibv_post_send`.
+    /// Posts a send-queue request. Requests run in order at post time: the data moves
+    /// and the completion is queued before the call returns, unless a request needs a
+    /// receive the peer has not posted yet, and then it runs when the peer posts one.
+    /// The corresponding C function is `ibv_post_send`.
     /// - Throws: `EINVAL` for a destroyed queue pair, and what `QueuePair.postSend(_:)` lists.
     public func postSend(_ request: SendWorkRequest) throws(VerbsError) {
         try withPair(.postSend) { (soft) throws(VerbsError) in try soft.postSend(number, request) }

@@ -1,5 +1,7 @@
 import IterExtract
 
+/// Extraction to RDMA SGEs: an iterator's memory described as scatter/gather elements
+/// that carry the local keys of the memory regions covering it.
 extension IOIterator {
     /// Describes up to `maxSize` bytes of the iterator as SGEs appended to `sges`, at
     /// most `maxSGEs` of them, each carrying the lkey that `keys` gives for its memory,
@@ -117,6 +119,7 @@ extension IOIterator {
     }
 }
 
+/// The pages behind an SGE, for releasing the pins that extraction took.
 extension SGE {
     /// The pages the SGE's bytes occupy.
     @inlinable
