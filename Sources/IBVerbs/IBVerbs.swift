@@ -5,9 +5,9 @@ import Verbs
 
 /// An RDMA device opened through libibverbs: a real adapter or soft-RoCE (`rxe`).
 ///
-/// It conforms to the same ``VerbsDevice`` protocol as ``SoftVerbs``, so every RDMA
+/// It conforms to the same `VerbsDevice` protocol as `SoftVerbs`, so every RDMA
 /// path of the library runs on it unchanged. A device is opened for one port and
-/// one source GID: queue pairs connected with ``QueuePair/connect(_:_:)`` address
+/// one source GID: queue pairs connected with `QueuePair.connect(_:_:)` address
 /// each other by GID (RoCE v2 when the port is Ethernet), and the GID is found by
 /// scanning the port's table for the IPv4-mapped RoCE v2 entry unless one is named.
 ///
@@ -18,7 +18,10 @@ import Verbs
 /// domain before the device context, as libibverbs requires; every object also has
 /// an explicit `close()` or `deregister()`.
 public final class IBVerbs: VerbsDevice, @unchecked Sendable {
+    /// The device's name, such as `rxe0` (`ibv_get_device_name`).
     public let name: String
+    /// The device's limits, as `ibv_query_device` and `ibv_query_port` reported them when
+    /// it was opened.
     public let attributes: DeviceAttributes
     /// The port queue pairs of this device use.
     public let port: IBVerbsPort
@@ -88,6 +91,7 @@ public final class IBVerbs: VerbsDevice, @unchecked Sendable {
         try Self.gidTable(context, port: port)
     }
 
+    /// Allocates a protection domain. The corresponding C function is `ibv_alloc_pd`.
     public func allocateProtectionDomain() throws(VerbsError) -> IBVerbsProtectionDomain {
         IBVerbsProtectionDomain(device: self, pd: try IBVerbsCalls.allocatePD(context))
     }

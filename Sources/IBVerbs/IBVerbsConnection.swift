@@ -5,7 +5,7 @@ import Verbs
 
 /// Two queue pairs of one machine connected through librdmacm (`rdma_cm`) over an IP
 /// address: the second way to connect, next to GID addressing with
-/// ``QueuePair/connect(_:_:)``.
+/// `QueuePair.connect(_:_:)`.
 ///
 /// The queue pairs stay ``IBVerbsQueuePair``s made by this library's protection
 /// domains: the connection manager runs in its "application-managed QP" mode. It

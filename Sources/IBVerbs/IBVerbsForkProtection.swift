@@ -21,6 +21,7 @@ extension IBVerbs {
         /// `IBV_FORK_UNNEEDED`: the kernel copies pinned pages for the child at fork.
         case unneeded = 2
 
+        /// The status in words, with what protects registered memory.
         public var description: String {
             switch self {
             case .disabled: "disabled"

@@ -8,10 +8,15 @@ import Verbs
 public final class IBVerbsMemoryRegion: MemoryRegion, @unchecked Sendable {
     /// The domain; kept alive until the region is gone.
     public let domain: IBVerbsProtectionDomain
+    /// The first registered address; peers name it by the same address.
     public let address: UInt
+    /// The number of registered bytes.
     public let length: Int
+    /// The key this side's SGEs carry (`lkey` of `struct ibv_mr`).
     public let lkey: UInt32
+    /// The key a peer's RDMA READ and WRITE carry (`rkey` of `struct ibv_mr`).
     public let rkey: UInt32
+    /// What the region allows.
     public let access: AccessFlags
     private let handle: Mutex<IBVerbsHandle<ibv_mr>?>
 

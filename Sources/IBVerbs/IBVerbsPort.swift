@@ -7,8 +7,13 @@ import Verbs
 public struct IBVerbsPort: Hashable, Sendable {
     /// The logical state of a port (`enum ibv_port_state`).
     public enum State: UInt32, Sendable, CustomStringConvertible {
+        /// `IBV_PORT_NOP`, `IBV_PORT_DOWN`, `IBV_PORT_INIT`, `IBV_PORT_ARMED`, `IBV_PORT_ACTIVE`
+        /// and `IBV_PORT_ACTIVE_DEFER`: no state change, link down, link up but not configured,
+        /// configured but not yet active, ready to carry traffic, and active with traffic
+        /// deferred.
         case noChange = 0, down = 1, initialized = 2, armed = 3, active = 4, activeDeferred = 5
 
+        /// The state's libibverbs name without its `IBV_PORT_` prefix, such as `ACTIVE`.
         public var description: String {
             switch self {
             case .noChange: "NOP"
@@ -57,6 +62,8 @@ public struct IBVerbsPort: Hashable, Sendable {
 public struct IBVerbsGID: Hashable, Sendable, CustomStringConvertible {
     /// How the GID is carried (`enum ibv_gid_type`).
     public enum Kind: UInt32, Sendable {
+        /// `IBV_GID_TYPE_IB`, `IBV_GID_TYPE_ROCE_V1` and `IBV_GID_TYPE_ROCE_V2`: an InfiniBand
+        /// GID, a RoCE v1 GID (Ethernet frames), and a RoCE v2 GID (UDP/IP packets).
         case infiniBand = 0, roceV1 = 1, roceV2 = 2
     }
 
@@ -69,6 +76,7 @@ public struct IBVerbsGID: Hashable, Sendable, CustomStringConvertible {
     /// How the GID is carried; `nil` for a type this library does not know.
     public var kind: Kind?
 
+    /// The entry at `index` of the GID table of `port`; `bytes` holds the 16 bytes of the GID.
     public init(index: Int, port: UInt8, bytes: [UInt8], kind: Kind?) {
         precondition(bytes.count == 16, "a GID has 16 bytes")
         self.index = index

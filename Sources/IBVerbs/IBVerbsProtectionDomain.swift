@@ -19,6 +19,7 @@ public final class IBVerbsProtectionDomain: ProtectionDomain, @unchecked Sendabl
         self.handle = Mutex(IBVerbsHandle(pd))
     }
 
+    /// The device's limits.
     public var attributes: DeviceAttributes { device.attributes }
 
     /// Runs `body` with the live `ibv_pd`.
@@ -49,6 +50,10 @@ public final class IBVerbsProtectionDomain: ProtectionDomain, @unchecked Sendabl
         try registerMemory(address: UInt(bitPattern: buffer.baseAddress), length: buffer.count, access: access)
     }
 
+    /// Creates a completion queue of at least `capacity` entries. The corresponding C
+    /// function is `ibv_create_cq`.
+    /// - Throws: `EINVAL` for a capacity outside 1 through the device's
+    ///   `maxCompletionQueueEntries`; what `ibv_create_cq` reports.
     public func createCompletionQueue(capacity: Int) throws(VerbsError) -> IBVerbsCompletionQueue {
         guard (1...device.attributes.maxCompletionQueueEntries).contains(capacity) else {
             throw VerbsError(.createCompletionQueue, errno: EINVAL,
@@ -57,6 +62,9 @@ public final class IBVerbsProtectionDomain: ProtectionDomain, @unchecked Sendabl
         return IBVerbsCompletionQueue(device: device, cq: try IBVerbsCalls.createCQ(device.context, entries: capacity))
     }
 
+    /// Creates a reliable-connected queue pair in the reset state that reports to
+    /// `sendCompletions` and `receiveCompletions`. The corresponding C function is
+    /// `ibv_create_qp` with `IBV_QPT_RC`.
     public func createQueuePair(
         sendCompletions: IBVerbsCompletionQueue, receiveCompletions: IBVerbsCompletionQueue,
         capabilities: QueuePairCapabilities

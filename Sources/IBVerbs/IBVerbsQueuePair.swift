@@ -9,10 +9,10 @@ import Verbs
 /// ``modify(to:remote:)`` moves it through RESET → INIT → RTR → RTS with GID
 /// addressing (the device's source GID; the remote endpoint's GID as destination),
 /// which connects two queue pairs with no connection manager, as
-/// ``QueuePair/connect(_:_:)`` does. ``IBVerbsConnection`` connects through
+/// `QueuePair.connect(_:_:)` does. ``IBVerbsConnection`` connects through
 /// librdmacm instead.
 ///
-/// ``SendWorkRequest/sges`` is handed to `ibv_post_send` as it is: ``SGE`` has the
+/// `SendWorkRequest.sges` is handed to `ibv_post_send` as it is: `SGE` has the
 /// layout of `struct ibv_sge`.
 public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     /// The domain; kept alive until the queue pair is gone.
@@ -71,7 +71,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     /// The number and the device's source GID.
     public var endpoint: QueuePairEndpoint { QueuePairEndpoint(number: number, gid: domain.device.gid.bytes) }
 
-    /// The state the device reports, or ``QueuePairState/error`` once destroyed. The
+    /// The state the device reports, or `QueuePairState.error` once destroyed. The
     /// corresponding C function is `ibv_query_qp`.
     public var state: QueuePairState {
         let raw = try? withQP(.modifyQueuePair) { (qp) throws(VerbsError) in try IBVerbsCalls.queryQPState(qp) }

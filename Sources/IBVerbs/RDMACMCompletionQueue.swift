@@ -7,6 +7,7 @@ import Verbs
 public final class RDMACMCompletionQueue: CompletionQueue, @unchecked Sendable {
     /// The domain; kept alive until the queue is destroyed.
     public let domain: RDMACMDomain
+    /// The number of entries the queue holds (`cqe`, which may exceed what was asked for).
     public let capacity: Int
     var cq: UnsafeMutablePointer<ibv_cq>?
     static let batch = 16

@@ -12,10 +12,10 @@ import Verbs
 /// REP messages. So the queue pair must be moved to RTR and RTS with the attributes
 /// the connection manager holds, which librdmacm does itself for a queue pair made
 /// with `rdma_create_qp` on the connection's identifier. This domain is the
-/// ``ProtectionDomain`` built around that identifier: its protection domain, completion
+/// `ProtectionDomain` built around that identifier: its protection domain, completion
 /// queues, memory regions and its single queue pair all live on the device the
 /// connection manager resolved the server's address to, so an
-/// ``SMBDirectConnection`` runs on it unchanged.
+/// `SMBDirectConnection` runs on it unchanged.
 ///
 /// Use:
 /// 1. ``init(host:port:timeoutMilliseconds:)`` resolves the address and route and
@@ -27,7 +27,7 @@ import Verbs
 /// 4. Closing the connection moves the queue pair to the error state, which here is
 ///    `rdma_disconnect`; ``close()`` then releases the domain and the identifier.
 ///
-/// The domain is driven by one thread at a time (as ``SMBDirectConnection`` is).
+/// The domain is driven by one thread at a time (as `SMBDirectConnection` is).
 public final class RDMACMDomain: ProtectionDomain, @unchecked Sendable {
     /// The server's IPv4 address.
     public let host: String
@@ -138,6 +138,12 @@ public final class RDMACMDomain: ProtectionDomain, @unchecked Sendable {
         _ = rdma_disconnect(identifier)
     }
 
+    /// Registers `length` bytes at `address` in the connection's protection domain, naming
+    /// them to peers by the same address (the I/O virtual address equals the virtual
+    /// address). The corresponding C function is `ibv_reg_mr_iova2`, the path the
+    /// `ibv_reg_mr` macro takes.
+    /// - Throws: `EINVAL` for an empty or wrapping range or a closed domain; what
+    ///   `ibv_reg_mr` reports.
     public func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> RDMACMMemoryRegion {
         guard let pd else { throw VerbsError(.registerMemory, errno: EINVAL, "the protection domain was closed") }
         guard length > 0, !address.addingReportingOverflow(UInt(length)).overflow else {
@@ -152,6 +158,10 @@ public final class RDMACMDomain: ProtectionDomain, @unchecked Sendable {
         return RDMACMMemoryRegion(domain: self, mr: mr, address: address, length: length, access: access)
     }
 
+    /// Creates a completion queue of at least `capacity` entries on the device the
+    /// connection manager resolved. The corresponding C function is `ibv_create_cq`.
+    /// - Throws: `EINVAL` for a closed domain or a capacity outside 1 through the device's
+    ///   `maxCompletionQueueEntries`; what `ibv_create_cq` reports.
     public func createCompletionQueue(capacity: Int) throws(VerbsError) -> RDMACMCompletionQueue {
         guard let context = identifier?.pointee.verbs else {
             throw VerbsError(.createCompletionQueue, errno: EINVAL, "the domain was closed")

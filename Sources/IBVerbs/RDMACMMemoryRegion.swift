@@ -7,10 +7,15 @@ import Verbs
 public final class RDMACMMemoryRegion: MemoryRegion, @unchecked Sendable {
     /// The domain; kept alive until the region is deregistered.
     public let domain: RDMACMDomain
+    /// The first registered address; peers name it by the same address.
     public let address: UInt
+    /// The number of registered bytes.
     public let length: Int
+    /// The key this side's SGEs carry (`lkey` of `struct ibv_mr`).
     public let lkey: UInt32
+    /// The key a peer's RDMA READ and WRITE carry (`rkey` of `struct ibv_mr`).
     public let rkey: UInt32
+    /// What the region allows.
     public let access: AccessFlags
     var mr: UnsafeMutablePointer<ibv_mr>?
 

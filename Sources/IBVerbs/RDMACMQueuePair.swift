@@ -7,11 +7,12 @@ import Verbs
 /// ``RDMACMDomain/connect(responderResources:initiatorDepth:)``.
 ///
 /// Its transitions belong to the connection manager: ``modify(to:remote:)`` only
-/// accepts ``QueuePairState/error``, which disconnects (`rdma_disconnect` moves the
+/// accepts `QueuePairState.error`, which disconnects (`rdma_disconnect` moves the
 /// queue pair to the error state and tells the server).
 public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
     /// The domain; kept alive until the queue pair is destroyed.
     public let domain: RDMACMDomain
+    /// The sizes it was created with.
     public let capabilities: QueuePairCapabilities
     /// The queue pair number (`qp_num`).
     public let number: UInt32
@@ -31,13 +32,15 @@ public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
     /// The number; the GID is the connection manager's business (empty).
     public var endpoint: QueuePairEndpoint { QueuePairEndpoint(number: number, gid: []) }
 
+    /// Ready to send while the connection is established; `QueuePairState.error` once it
+    /// was moved to error or destroyed; otherwise the last state it was put in.
     public var state: QueuePairState {
         guard qp != nil else { return .error }
         if lastState == .error { return .error }
         return domain.isConnected ? .readyToSend : lastState
     }
 
-    /// Only ``QueuePairState/error``: disconnects, or (before a connection) moves the
+    /// Only `QueuePairState.error`: disconnects, or (before a connection) moves the
     /// queue pair to the error state with `ibv_modify_qp`.
     public func modify(to state: QueuePairState, remote: QueuePairEndpoint?) throws(VerbsError) {
         guard state == .error else {
@@ -55,7 +58,7 @@ public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
         lastState = .error
     }
 
-    /// Posts `request` (`ibv_post_send`); ``SGE`` has the layout of `struct ibv_sge`.
+    /// Posts `request` (`ibv_post_send`); `SGE` has the layout of `struct ibv_sge`.
     public func postSend(_ request: SendWorkRequest) throws(VerbsError) {
         guard let qp else { throw VerbsError(.postSend, errno: EINVAL, "the queue pair was destroyed") }
         let status = request.withIBVWorkRequest { (wr) -> Int32 in

@@ -1,8 +1,9 @@
 import IterExtract
 
+/// Extraction to a scatter table in two steps: pages first, then entries built from them.
 extension IOIterator {
     /// The two-step path: lists up to `maxPages` pages of the next `maxSize` bytes
-    /// with ``extractPages(into:maxPages:maxSize:ledger:)`` into a freshly allocated
+    /// with `extractPages(into:maxPages:maxSize:ledger:)` into a freshly allocated
     /// page array, then appends entries built from each batch of pages with the
     /// merging rules of ``ScatterTable/append(pages:offset:size:maxSegment:)``.
     ///

@@ -1,13 +1,14 @@
 import IterExtract
 
+/// Extraction to a scatter table: an iterator's memory described as scatter entries.
 extension IOIterator {
     /// Describes up to `maxSize` bytes of the iterator in at most `maxEntries` new
     /// entries appended to `table`, and advances past the bytes described.
     ///
     /// Entries already in the table are never read or changed, and END is not moved
     /// (call ``ScatterTable/markEnd()`` when done). Returns the bytes described; the
-    /// iterator advances by exactly that many. `maxSize` is clamped to ``count`` and
-    /// ``maxReadWriteCount``; when it or `maxEntries` is 0 the call adds nothing and
+    /// iterator advances by exactly that many. `maxSize` is clamped to `count` and
+    /// `maxReadWriteCount`; when it or `maxEntries` is 0 the call adds nothing and
     /// returns 0. The call stops early, without error, when `maxEntries` entries were
     /// added.
     ///
@@ -32,7 +33,7 @@ extension IOIterator {
     ///   ``ScatterListError/notExtractable(_:)`` for DISCARD and PIPE;
     ///   ``ScatterListError/maxSegmentBelowPage(_:)`` for a merged granularity below a page;
     ///   ``ScatterListError/iterator(_:)`` wrapping
-    ///   ``IterExtract/IOIteratorError/pinLimitExceeded(requested:available:)``.
+    ///   `IOIteratorError.pinLimitExceeded(requested:available:)`.
     @discardableResult
     public mutating func extract(
         maxSize: Int, into table: ScatterTable, maxEntries: Int,

@@ -59,6 +59,8 @@ public struct ScatterEntry: Hashable, Sendable, CustomStringConvertible {
         return (first..<end).lazy.map(Page.init(frame:))
     }
 
+    /// The page, offset and length, then the DMA address and length once mapped and the
+    /// pinned and END marks; `chain →` for a chain link.
     public var description: String {
         if isChainLink { return "chain →" }
         var text = "\(page)+\(offset) len \(length)"

@@ -1,7 +1,7 @@
 /// How many bytes one scatter entry made by extraction may cover.
 public enum ScatterGranularity: Hashable, Sendable {
     /// The kernel's `extract_iter_to_sg` granularity: one entry per page for UBUF,
-    /// IOVEC and KVEC; one per ``IterExtract/BioVec`` for BVEC; one per folio for
+    /// IOVEC and KVEC; one per `BioVec` for BVEC; one per folio for
     /// FOLIOQ and XARRAY.
     case kernel
     /// Bytes that continue the previous entry in the same frame or the next frame

@@ -21,6 +21,7 @@ public enum ScatterListError: Error, Equatable, Sendable, CustomStringConvertibl
     /// The iterator layer refused: a pin limit or a user range that wraps.
     case iterator(IOIteratorError)
 
+    /// What went wrong, in a sentence for logs and error messages.
     public var description: String {
         switch self {
         case .maxSegmentBelowPage(let size): "a max segment of \(size) bytes is below one page"

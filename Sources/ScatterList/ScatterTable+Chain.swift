@@ -8,6 +8,7 @@ extension ScatterTable {
         /// The slot within the chunk.
         public var slot: Int
 
+        /// The chunk and the slot, as `2.5`.
         public var description: String { "\(chunk).\(slot)" }
     }
 

@@ -117,7 +117,10 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
 
     // MARK: Data entries
 
+    /// The position of the first data entry: 0.
     public var startIndex: Int { 0 }
+    /// The position after the last data entry: the number of data entries. Chain links
+    /// take no position.
     public var endIndex: Int { count }
 
     /// Calls `body` with the slot of each data entry in `range`, chunk by chunk (no
@@ -219,6 +222,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
     /// The total number of bytes the data entries describe.
     public var byteCount: Int { reduce(0) { $0 + $1.length } }
 
+    /// The number of entries and chunks, and how many entries are DMA-mapped.
     public var description: String {
         "ScatterTable(\(count) entries, \(chunks.count) chunks of \(chunkCapacity)\(isMapped ? ", \(mappedCount) mapped" : ""))"
     }
@@ -231,6 +235,7 @@ public final class ScatterTable: RandomAccessCollection, CustomStringConvertible
         var position: SlotPosition?
         var remaining: Int
 
+        /// The next data entry, or `nil` after the last one.
         public mutating func next() -> ScatterEntry? {
             guard remaining > 0, let current = position else { return nil }
             remaining -= 1

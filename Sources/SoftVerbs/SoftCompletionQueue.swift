@@ -13,6 +13,7 @@ import Verbs
 public final class SoftCompletionQueue: CompletionQueue, @unchecked Sendable {
     let device: SoftVerbs
     let handle: UInt32
+    /// The number of entries the queue holds.
     public let capacity: Int
 
     init(device: SoftVerbs, handle: UInt32, capacity: Int) {
@@ -21,6 +22,9 @@ public final class SoftCompletionQueue: CompletionQueue, @unchecked Sendable {
         self.capacity = capacity
     }
 
+    /// Moves up to `completions.count` completions, oldest first, into `completions` and
+    /// returns how many it moved. Never blocks. The corresponding C function is `ibv_poll_cq`.
+    /// - Throws: `EINVAL` once the queue is destroyed.
     public func poll(into completions: UnsafeMutableBufferPointer<WorkCompletion>) throws(VerbsError) -> Int {
         try device.state.withLock { (state) throws(VerbsError) -> Int in
             guard state.queues[handle] != nil else {
@@ -30,6 +34,9 @@ public final class SoftCompletionQueue: CompletionQueue, @unchecked Sendable {
         }
     }
 
+    /// Destroys the queue; a second call does nothing. The corresponding C function is
+    /// `ibv_destroy_cq`.
+    /// - Throws: `EBUSY` while a queue pair still reports to it.
     public func close() throws(VerbsError) {
         try device.state.withLock { (state) throws(VerbsError) in
             guard let queue = state.queues[handle] else { return }

@@ -15,11 +15,12 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
         self.handle = handle
     }
 
+    /// The device's limits.
     public var attributes: DeviceAttributes { device.attributes }
 
     /// Registers `length` bytes at `address` with `access`. The corresponding C function
     /// is `ibv_reg_mr`.
-    /// - Throws: what ``ProtectionDomain/registerMemory(address:length:access:)`` lists, and
+    /// - Throws: what `ProtectionDomain.registerMemory(address:length:access:)` lists, and
     ///   `EFAULT`, as `ibv_reg_mr` reports when it cannot pin the pages, when part of the
     ///   range is not mapped in this process.
     public func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> SoftMemoryRegion {
@@ -34,6 +35,10 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
         try registerMemory(address: UInt(bitPattern: buffer.baseAddress), length: buffer.count, access: access)
     }
 
+    /// Creates a completion queue of `capacity` entries. The corresponding C function is
+    /// `ibv_create_cq`.
+    /// - Throws: `EINVAL` for a capacity outside 1 through the device's
+    ///   `maxCompletionQueueEntries`.
     public func createCompletionQueue(capacity: Int) throws(VerbsError) -> SoftCompletionQueue {
         guard (1...device.attributes.maxCompletionQueueEntries).contains(capacity) else {
             throw VerbsError(.createCompletionQueue, errno: EINVAL,
@@ -47,6 +52,9 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
         return SoftCompletionQueue(device: device, handle: handle, capacity: capacity)
     }
 
+    /// Creates a reliable-connected queue pair in the reset state that reports to
+    /// `sendCompletions` and `receiveCompletions`. The corresponding C function is
+    /// `ibv_create_qp` with `IBV_QPT_RC`.
     public func createQueuePair(
         sendCompletions: SoftCompletionQueue, receiveCompletions: SoftCompletionQueue, capabilities: QueuePairCapabilities
     ) throws(VerbsError) -> SoftQueuePair {
@@ -57,6 +65,9 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
         return SoftQueuePair(device: device, number: number, capabilities: capabilities)
     }
 
+    /// Releases the domain; a second call does nothing. The corresponding C function is
+    /// `ibv_dealloc_pd`.
+    /// - Throws: `EBUSY` while regions or queue pairs of the domain remain.
     public func close() throws(VerbsError) {
         try device.state.withLock { (state) throws(VerbsError) in
             guard let users = state.domainUsers[handle] else { return }

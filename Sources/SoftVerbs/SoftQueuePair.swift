@@ -9,6 +9,7 @@ import Verbs
 public final class SoftQueuePair: QueuePair, @unchecked Sendable {
     let device: SoftVerbs
     let number: UInt32
+    /// The sizes it was created with.
     public let capabilities: QueuePairCapabilities
 
     init(device: SoftVerbs, number: UInt32, capabilities: QueuePairCapabilities) {
@@ -17,12 +18,19 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
         self.capabilities = capabilities
     }
 
+    /// The queue pair's number and, as its GID, the device's name.
     public var endpoint: QueuePairEndpoint { QueuePairEndpoint(number: number, gid: Array(device.name.utf8)) }
 
+    /// The current state; `QueuePairState.error` once the queue pair is destroyed. The
+    /// corresponding C function is `ibv_query_qp`.
     public var state: QueuePairState {
         device.state.withLock { $0.pairs[number]?.state ?? .error }
     }
 
+    /// Moves the queue pair to `state`, as `QueuePair.modify(to:remote:)` describes. The
+    /// corresponding C function is `ibv_modify_qp`.
+    /// - Throws: `EINVAL` for a transition a device refuses, a remote endpoint on another
+    ///   device, or a destroyed queue pair.
     public func modify(to state: QueuePairState, remote: QueuePairEndpoint?) throws(VerbsError) {
         try withPair(.modifyQueuePair) { (soft) throws(VerbsError) in
             if let remote, remote.gid != Array(device.name.utf8) {
@@ -32,14 +40,25 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
         }
     }
 
+    /// Posts a send-queue request. Requests run in order at post time: the data moves
+    /// and the completion is queued before the call returns, unless a request needs a
+    /// receive the peer has not posted yet, and then it runs when the peer posts one.
+    /// The corresponding C function is `ibv_post_send`.
+    /// - Throws: `EINVAL` for a destroyed queue pair, and what `QueuePair.postSend(_:)` lists.
     public func postSend(_ request: SendWorkRequest) throws(VerbsError) {
         try withPair(.postSend) { (soft) throws(VerbsError) in try soft.postSend(number, request) }
     }
 
+    /// Posts a receive-queue request. The corresponding C function is `ibv_post_recv`.
+    /// - Throws: `EINVAL` for a destroyed queue pair, and what `QueuePair.postReceive(_:)`
+    ///   lists.
     public func postReceive(_ request: ReceiveWorkRequest) throws(VerbsError) {
         try withPair(.postReceive) { (soft) throws(VerbsError) in try soft.postReceive(number, request) }
     }
 
+    /// Destroys the queue pair; a second call does nothing. The corresponding C function is
+    /// `ibv_destroy_qp`.
+    /// - Throws: `EBUSY` when an injected ``SoftVerbsFault/destroyQueuePair(nth:)`` refuses the destruction.
     public func close() throws(VerbsError) {
         try device.state.withLock { (state) throws(VerbsError) in
             if state.pairs[number] != nil, state.faults.destroyFails() {

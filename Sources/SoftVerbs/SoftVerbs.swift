@@ -11,12 +11,14 @@ import Verbs
 /// and a queue pair in the error state flushes what is outstanding. Data moves by
 /// real memory copies from the sender's SGEs into the receiver's posted buffers, at
 /// post time, in order per queue pair. Two queue pairs of one device connect to each
-/// other with ``QueuePair/connect(_:_:)``.
+/// other with `QueuePair.connect(_:_:)`.
 ///
 /// Failures can be injected with ``inject(_:)``. All state sits behind one lock, so
 /// every object may be used from any thread.
 public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
+    /// The device's name; its queue pairs use it as their GID.
     public let name: String
+    /// The limits the device enforces.
     public let attributes: DeviceAttributes
     let state: LockedValue<SoftVerbsState>
 
@@ -32,6 +34,7 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
         self.state = LockedValue(SoftVerbsState(attributes: attributes))
     }
 
+    /// Allocates a protection domain. The corresponding C function is `ibv_alloc_pd`.
     public func allocateProtectionDomain() throws(VerbsError) -> SoftProtectionDomain {
         let handle = state.withLock { state in
             let handle = state.makeHandle()

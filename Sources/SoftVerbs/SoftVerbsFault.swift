@@ -9,7 +9,7 @@ import Verbs
 ///
 /// Counting starts when the fault is injected: `nth: 1` fails the very next call.
 /// Moving a queue pair to the error state mid-transfer needs no fault: call
-/// ``QueuePair/modify(to:remote:)`` with ``QueuePairState/error``.
+/// `QueuePair.modify(to:remote:)` with `QueuePairState.error`.
 public enum SoftVerbsFault: Hashable, Sendable {
     /// The `nth` memory registration fails with `ENOMEM`.
     case registration(nth: Int)

@@ -4,8 +4,10 @@
 /// is registered. As with `ibv_reg_mr`, remote write and remote atomic access need
 /// local write access too.
 public struct AccessFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    /// The bits, as `ibv_reg_mr` takes them.
     public var rawValue: UInt32
 
+    /// The flags whose bits are set in `rawValue`.
     @inlinable
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
@@ -21,6 +23,8 @@ public struct AccessFlags: OptionSet, Hashable, Sendable, CustomStringConvertibl
     /// Local write plus remote read and write: what a buffer exposed to a peer usually needs.
     public static let all: AccessFlags = [.localWrite, .remoteWrite, .remoteRead]
 
+    /// The names of the flags, joined by `|` as in `LOCAL_WRITE|REMOTE_READ`; `LOCAL_READ`
+    /// when none is set, since local reads are always allowed.
     public var description: String {
         let names: [(AccessFlags, String)] = [
             (.localWrite, "LOCAL_WRITE"), (.remoteWrite, "REMOTE_WRITE"),

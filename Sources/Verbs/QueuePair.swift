@@ -12,6 +12,7 @@ public enum QueuePairState: String, Sendable, CustomStringConvertible {
     /// ``WorkCompletionStatus/workRequestFlushError``.
     case error
 
+    /// The short name libibverbs documentation uses: `RESET`, `INIT`, `RTR`, `RTS` or `ERR`.
     public var description: String {
         switch self {
         case .reset: "RESET"
@@ -38,6 +39,8 @@ public struct QueuePairCapabilities: Hashable, Sendable {
     /// Whether every send request completes with a completion, signalled or not (`sq_sig_all`).
     public var signalsAll: Bool
 
+    /// Queue-pair sizes; by default 64 requests deep on each queue, 6 SGEs per request,
+    /// no inline data, and completions for signalled send requests only.
     public init(maxSendWorkRequests: Int = 64, maxReceiveWorkRequests: Int = 64, maxSendSGEs: Int = 6,
                 maxReceiveSGEs: Int = 6, maxInlineData: Int = 0, signalsAll: Bool = false) {
         self.maxSendWorkRequests = maxSendWorkRequests
@@ -57,6 +60,7 @@ public struct QueuePairEndpoint: Hashable, Sendable {
     /// The port's global identifier.
     public var gid: [UInt8]
 
+    /// The endpoint of queue pair `number` on the port with `gid`.
     public init(number: UInt32, gid: [UInt8]) {
         self.number = number
         self.gid = gid

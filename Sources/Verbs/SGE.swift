@@ -10,6 +10,7 @@ public struct SGE: Hashable, Sendable, CustomStringConvertible {
     /// The local key of the memory region that covers the bytes.
     public var lkey: UInt32
 
+    /// An element of `length` bytes at `address`, in the memory region whose local key is `lkey`.
     @inlinable
     public init(address: UInt64, length: UInt32, lkey: UInt32) {
         self.address = address
@@ -17,6 +18,7 @@ public struct SGE: Hashable, Sendable, CustomStringConvertible {
         self.lkey = lkey
     }
 
+    /// The address, length and local key, as `sge(0x7f001000, 4096, lkey 0x12)`.
     public var description: String {
         "sge(0x\(String(address, radix: 16)), \(length), lkey 0x\(String(lkey, radix: 16)))"
     }

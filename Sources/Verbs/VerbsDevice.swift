@@ -15,6 +15,7 @@ public struct DeviceAttributes: Hashable, Sendable {
     /// The most bytes a work request may carry inline (`max_inline_data` of a queue pair).
     public var maxInlineData: Int
 
+    /// Device limits with the given values.
     public init(maxSGEs: Int, maxMemoryRegionSize: Int, maxMemoryRegions: Int, maxQueuePairWorkRequests: Int,
                 maxCompletionQueueEntries: Int, maxMessageSize: Int, maxInlineData: Int) {
         self.maxSGEs = maxSGEs
@@ -29,7 +30,7 @@ public struct DeviceAttributes: Hashable, Sendable {
 
 /// An opened RDMA device.
 ///
-/// Backends: ``SoftVerbs`` (in-process, the default) and, with the `RDMA` trait, a
+/// Backends: `SoftVerbs` (in-process, the default) and, with the `RDMA` trait, a
 /// libibverbs backend. Every RDMA path in the library is written against these
 /// protocols, so it runs unchanged on either.
 public protocol VerbsDevice: AnyObject, Sendable {

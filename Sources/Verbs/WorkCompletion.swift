@@ -96,6 +96,7 @@ public enum WorkCompletionOpcode: UInt32, Sendable, CustomStringConvertible {
     /// A receive consumed by an RDMA WRITE with immediate data.
     case receiveRDMAWithImmediate = 129
 
+    /// The opcode's libibverbs name without its `IBV_WC_` prefix, such as `RDMA_WRITE`.
     public var description: String {
         switch self {
         case .send: "SEND"
@@ -126,6 +127,7 @@ public struct WorkCompletion: Hashable, Sendable, CustomStringConvertible {
     /// The local queue pair's number (`qp_num`).
     public var queuePairNumber: UInt32
 
+    /// The completion of work request `id`, as a device reports it in `struct ibv_wc`.
     public init(id: UInt64, status: WorkCompletionStatus, opcode: WorkCompletionOpcode, byteCount: Int,
                 immediateData: UInt32? = nil, queuePairNumber: UInt32) {
         self.id = id
@@ -136,6 +138,7 @@ public struct WorkCompletion: Hashable, Sendable, CustomStringConvertible {
         self.queuePairNumber = queuePairNumber
     }
 
+    /// The identifier, opcode, status, byte count and immediate data, for logs.
     public var description: String {
         "wc(id \(id), \(opcode), \(status), \(byteCount) bytes\(immediateData.map { ", imm 0x\(String($0, radix: 16))" } ?? ""))"
     }

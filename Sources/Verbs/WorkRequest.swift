@@ -26,6 +26,7 @@ public enum SendOpcode: UInt32, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The opcode's libibverbs name without its `IBV_WR_` prefix, such as `RDMA_READ`.
     public var description: String {
         switch self {
         case .rdmaWrite: "RDMA_WRITE"
@@ -39,7 +40,9 @@ public enum SendOpcode: UInt32, Sendable, CustomStringConvertible {
 
 /// Flags of a send-queue work request, with the values of `enum ibv_send_flags`.
 public struct SendFlags: OptionSet, Hashable, Sendable {
+    /// The bits, as `send_flags` of `struct ibv_send_wr` carries them.
     public var rawValue: UInt32
+    /// The flags whose bits are set in `rawValue`.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Wait for earlier RDMA READs before starting: `IBV_SEND_FENCE`.
@@ -74,6 +77,9 @@ public struct SendWorkRequest {
     /// The peer region's rkey, for RDMA WRITE and READ (`wr.rdma.rkey`).
     public var rkey: UInt32
 
+    /// A request `id` for `opcode` over `sges`, signalled by default; `remoteAddress` and
+    /// `rkey` name the peer's memory for RDMA WRITE and READ, `immediateData` goes with the
+    /// `…WithImmediate` opcodes.
     public init(id: UInt64, opcode: SendOpcode, sges: UnsafeBufferPointer<SGE>, flags: SendFlags = .signaled,
                 immediateData: UInt32 = 0, remoteAddress: UInt64 = 0, rkey: UInt32 = 0) {
         self.id = id
@@ -96,6 +102,7 @@ public struct ReceiveWorkRequest {
     /// Where arriving data is scattered, in order. Borrowed until the post returns.
     public var sges: UnsafeBufferPointer<SGE>
 
+    /// A request `id` that scatters the next arriving message into `sges`.
     public init(id: UInt64, sges: UnsafeBufferPointer<SGE>) {
         self.id = id
         self.sges = sges

@@ -25,6 +25,7 @@ public struct MemoryRange: Hashable, Sendable, CustomStringConvertible {
         UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: length)
     }
 
+    /// The start address in hexadecimal and the length, as `0x7f0000001000+4096`.
     public var description: String { "0x\(String(address, radix: 16))+\(length)" }
 }
 

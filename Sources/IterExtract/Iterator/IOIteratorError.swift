@@ -26,6 +26,7 @@ public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible
     /// The pipe, or the pool behind it, has no room for another page.
     case pipeFull
 
+    /// What went wrong, in a sentence for logs and error messages.
     public var description: String {
         switch self {
         case .notExtractable(let kind): "a \(kind) iterator describes no memory to extract"

@@ -21,6 +21,7 @@ public enum IOIteratorKind: String, Sendable, CaseIterable, CustomStringConverti
     @inlinable
     public var isUserBacked: Bool { self == .ubuf || self == .iovec }
 
+    /// The kind in capitals, as the kernel's `ITER_` constants name it: `UBUF`, `BVEC`, `FOLIOQ`.
     public var description: String { rawValue.uppercased() }
 }
 
@@ -31,5 +32,6 @@ public enum IODirection: String, Sendable, CustomStringConvertible {
     /// Data lands in the buffer (the kernel's `ITER_DEST`, a READ).
     case destination
 
+    /// `source` or `destination`.
     public var description: String { rawValue }
 }

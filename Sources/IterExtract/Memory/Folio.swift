@@ -40,5 +40,6 @@ public struct Folio: Hashable, Sendable, CustomStringConvertible {
         UnsafeMutableRawBufferPointer(start: head.baseAddress, count: size)
     }
 
+    /// The head page and the order, as `folio(page#1f, order 2)`.
     public var description: String { "folio(\(head), order \(order))" }
 }

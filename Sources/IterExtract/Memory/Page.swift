@@ -50,8 +50,10 @@ public struct Page: Hashable, Comparable, Sendable, CustomStringConvertible {
         Page(frame: UInt(bitPattern: Int(bitPattern: frame) &+ n))
     }
 
+    /// Orders pages by frame number, as physical addresses are ordered.
     @inlinable
     public static func < (lhs: Page, rhs: Page) -> Bool { lhs.frame < rhs.frame }
 
+    /// The frame number in hexadecimal, as `page#1f`.
     public var description: String { "page#\(String(frame, radix: 16))" }
 }

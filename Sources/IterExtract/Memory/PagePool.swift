@@ -37,7 +37,7 @@ public final class PagePool: @unchecked Sendable {
 
     /// Creates a pool of `pageCount` pages.
     ///
-    /// - Throws: ``MemoryError/outOfMemory`` when the arena cannot be created.
+    /// - Throws: ``MemoryError/outOfMemory(bytes:)`` when the arena cannot be created.
     public init(pageCount: Int, placement: Placement = .contiguous) throws(MemoryError) {
         precondition(pageCount > 0 && pageCount <= Int(Int32.max), "a pool needs 1...Int32.max pages")
         let fd = PagePool.anonymousFile()
@@ -94,7 +94,7 @@ public final class PagePool: @unchecked Sendable {
 
     /// Allocates a folio of 2^`order` pages with a reference count of 1.
     ///
-    /// - Throws: ``MemoryError/poolExhausted`` when no free block is large enough.
+    /// - Throws: ``MemoryError/poolExhausted(order:)`` when no free block is large enough.
     public func allocateFolio(order: Int = 0) throws(MemoryError) -> Folio {
         precondition((0...Folio.maxOrder).contains(order), "folio order \(order) is outside 0...\(Folio.maxOrder)")
         let index = state.withLock { $0.allocate(order: order) }

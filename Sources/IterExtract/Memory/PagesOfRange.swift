@@ -18,7 +18,9 @@ public struct PagesOfRange: RandomAccessCollection, Sendable {
         isDirect = AddressTranslation.isDirect(from: address, to: wraps ? .max : end)
     }
 
+    /// The position of the first page: 0.
     @inlinable public var startIndex: Int { 0 }
+    /// The position after the last page: the number of pages.
     @inlinable public var endIndex: Int { count }
 
     /// The page holding the `position`th page-sized stretch of the range.

@@ -1,17 +1,19 @@
 import IterExtract
 
+/// Extraction to RDMA SGEs: an iterator's memory described as scatter/gather elements
+/// that carry the local keys of the memory regions covering it.
 extension IOIterator {
     /// Describes up to `maxSize` bytes of the iterator as SGEs appended to `sges`, at
     /// most `maxSGEs` of them, each carrying the lkey that `keys` gives for its memory,
     /// and advances past the bytes described.
     ///
-    /// Each natural piece of the iterator (the buffer, each segment or ``BioVec``, each
+    /// Each natural piece of the iterator (the buffer, each segment or `BioVec`, each
     /// folio) is split where it crosses from one region to the next; pieces that are
     /// virtually contiguous under one lkey merge into one SGE of up to `UInt32.max`
     /// bytes. The result therefore has at most as many SGEs as the kernel's
     /// granularity (one per BVEC element, per page of a KVEC, per folio of a FOLIOQ).
     /// A receive target or RDMA READ target (a destination iterator) needs regions
-    /// with ``AccessFlags/localWrite``. An XARRAY iterator stops at the first hole.
+    /// with `AccessFlags.localWrite`. An XARRAY iterator stops at the first hole.
     ///
     /// Retention, per kind:
     /// - UBUF, IOVEC: every page of every SGE is **pinned** in `ledger`.
@@ -117,6 +119,7 @@ extension IOIterator {
     }
 }
 
+/// The pages behind an SGE, for releasing the pins that extraction took.
 extension SGE {
     /// The pages the SGE's bytes occupy.
     @inlinable

@@ -26,6 +26,7 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// that would run past the top of its address space.
     case remoteRangeOverflow(remoteAddress: UInt64, length: Int)
 
+    /// What went wrong, in a sentence for logs and error messages.
     public var description: String {
         switch self {
         case .notExtractable(let kind): "a \(kind) iterator has no memory to describe as SGEs"

@@ -8,6 +8,7 @@ public struct KeyResolution: Hashable, Sendable {
     /// The addresses the region covers; the range's first byte is inside it.
     public var coverage: Range<UInt>
 
+    /// The answer `lkey`, valid for every address in `coverage`.
     @inlinable
     public init(lkey: UInt32, coverage: Range<UInt>) {
         self.lkey = lkey
@@ -45,6 +46,8 @@ public protocol KeyResolver {
 }
 
 extension KeyResolver {
+    /// `true`: unless a resolver says otherwise, retaining lookups take references that
+    /// must be released.
     public var retainsRegions: Bool { true }
 
     /// Releases what extraction to SGEs retained for `sges`: one region reference per

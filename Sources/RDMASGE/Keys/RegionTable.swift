@@ -15,6 +15,7 @@ public struct RegionTable: KeyResolver, Sendable {
         /// What it allows.
         public var access: AccessFlags
 
+        /// A region covering `coverage`, with local key `lkey`, that allows `access`.
         public init(coverage: Range<UInt>, lkey: UInt32, access: AccessFlags) {
             self.coverage = coverage
             self.lkey = lkey
@@ -56,6 +57,13 @@ public struct RegionTable: KeyResolver, Sendable {
         return regions.remove(at: position)
     }
 
+    /// Finds the region that covers the first byte of `range`, in O(log n); takes no
+    /// reference, whatever `retaining` says.
+    ///
+    /// - Throws: ``RDMAError/zeroLength(address:)`` and ``RDMAError/addressOverflow(address:length:)``
+    ///   for an empty or wrapping range; ``RDMAError/unregisteredMemory(address:)`` when no
+    ///   region covers the first byte; ``RDMAError/accessDenied(address:lkey:missing:)``
+    ///   when the region does not allow `access`.
     public func resolve(_ range: MemoryRange, access: AccessFlags, retaining: Bool) throws(RDMAError) -> KeyResolution {
         try validate(range)
         let position = firstRegion(endingAfter: range.address)
@@ -69,6 +77,7 @@ public struct RegionTable: KeyResolver, Sendable {
         return KeyResolution(lkey: region.lkey, coverage: region.coverage)
     }
 
+    /// Does nothing: the table keeps no count.
     public func release(lkey: UInt32) {}
 
     /// `false`: lookups keep no count.

@@ -1,7 +1,7 @@
 import IterExtract
 
 /// One key over one address range: memory registered once as a whole, such as a
-/// ``PagePool`` registered as a single memory region.
+/// `PagePool` registered as a single memory region.
 ///
 /// The userspace analogue of the kernel's `local_dma_lkey`, which
 /// `smb_extract_iter_to_rdma` puts in every SGE. Lookups take no lock and keep no count.
@@ -27,6 +27,13 @@ public struct SingleKeyResolver: KeyResolver, Hashable, Sendable {
                   access: region.access)
     }
 
+    /// Answers ``lkey`` for a range that starts inside ``coverage``; takes no reference,
+    /// whatever `retaining` says.
+    ///
+    /// - Throws: ``RDMAError/zeroLength(address:)`` and ``RDMAError/addressOverflow(address:length:)``
+    ///   for an empty or wrapping range; ``RDMAError/unregisteredMemory(address:)`` when the
+    ///   first byte is outside ``coverage``; ``RDMAError/accessDenied(address:lkey:missing:)``
+    ///   when the region does not allow `access`.
     public func resolve(_ range: MemoryRange, access: AccessFlags, retaining: Bool) throws(RDMAError) -> KeyResolution {
         try validate(range)
         guard coverage.contains(range.address) else { throw .unregisteredMemory(address: range.address) }
@@ -36,6 +43,7 @@ public struct SingleKeyResolver: KeyResolver, Hashable, Sendable {
         return KeyResolution(lkey: lkey, coverage: coverage)
     }
 
+    /// Does nothing: the resolver keeps no count.
     public func release(lkey: UInt32) {}
 
     /// `false`: lookups keep no count.

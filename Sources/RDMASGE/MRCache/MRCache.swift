@@ -17,7 +17,7 @@ import IterExtract
 /// reference stays until limits, ``flush()`` or ``invalidate(_:)`` remove it).
 ///
 /// A hit and a release usually take no lock and do not allocate. A small table of
-/// recently used regions (``MRCacheLookaside``) leads a hit to the region's state word,
+/// recently used regions (`MRCacheLookaside`) leads a hit to the region's state word,
 /// where one compare-and-exchange counts the hit and takes the reference; a hit the
 /// table cannot answer takes the lock, searches a sorted array of the reusable regions
 /// and may fill the table. A release finds the state word through an open-addressing
@@ -28,7 +28,7 @@ import IterExtract
 /// hits and releases) count as used at the same time.
 ///
 /// Registration and deregistration go through the protection domain, so the cache runs
-/// unchanged over ``SoftVerbs`` and libibverbs. Mirrors the registration caches of RDMA
+/// unchanged over `SoftVerbs` and libibverbs. Mirrors the registration caches of RDMA
 /// middleware (UCX `rcache`, libfabric MR cache); the kernel has no equivalent
 /// because it uses one `local_dma_lkey`.
 public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Sendable {
@@ -39,6 +39,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         /// The most bytes registered at once (regions in use may exceed it).
         public var maxBytes: Int
 
+        /// Limits of `maxRegions` regions and `maxBytes` bytes registered at once; none by default.
         public init(maxRegions: Int = .max, maxBytes: Int = .max) {
             precondition(maxRegions >= 0 && maxBytes >= 0, "cache limits are not negative")
             self.maxRegions = maxRegions
@@ -97,6 +98,17 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         state.withLock { $0.region(lkey: lkey) }.map { unsafeDowncast($0, to: Domain.Region.self) }
     }
 
+    /// Finds a cached region that covers the first byte of `range` and allows `access`, or
+    /// registers `range` on a miss; with `retaining`, takes a reference on the region that
+    /// ``release(lkey:)`` gives back.
+    ///
+    /// A hit usually takes no lock; a miss registers through the protection domain, evicting
+    /// idle regions to stay within ``Limits``.
+    ///
+    /// - Throws: ``RDMAError/zeroLength(address:)``, ``RDMAError/addressOverflow(address:length:)``,
+    ///   ``RDMAError/accessDenied(address:lkey:missing:)`` for access the cache does not grant,
+    ///   ``RDMAError/registrationFailed(_:)`` when the device refuses the registration. A
+    ///   failed lookup takes no reference.
     public func resolve(_ range: MemoryRange, access: AccessFlags, retaining: Bool) throws(RDMAError) -> KeyResolution {
         // `validate`'s checks inline, calling it only to throw: the call would cost a hit a tenth of its time.
         if range.length <= 0 || range.address.addingReportingOverflow(UInt(range.length)).overflow { try validate(range) }
@@ -114,6 +126,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         return try resolveUnderLock(range, retaining: retaining, undoing: stale)
     }
 
+    /// Gives back one reference taken by a retaining ``resolve(_:access:retaining:)`` on the
+    /// region with `lkey`. A region invalidated while in use is deregistered at its last
+    /// release.
     public func release(lkey: UInt32) {
         let release = lookaside.release(lkey: lkey)
         if case .released = release { return }

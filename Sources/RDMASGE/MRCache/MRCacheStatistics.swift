@@ -13,6 +13,7 @@ public struct MRCacheStatistics: Hashable, Sendable {
     /// Regions hit by ``MRCache/invalidate(_:)``.
     public var invalidations = 0
 
+    /// Statistics with the given counts, all zero by default.
     public init(hits: Int = 0, misses: Int = 0, registrations: Int = 0, deregistrations: Int = 0,
                 evictions: Int = 0, invalidations: Int = 0) {
         self.hits = hits

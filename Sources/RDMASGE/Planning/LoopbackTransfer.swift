@@ -22,7 +22,9 @@ public struct LoopbackTransfer<Device: VerbsDevice> {
 
     /// What went wrong.
     public enum Failure: Error, Equatable, CustomStringConvertible {
+        /// The verbs backend refused a call.
         case verbs(VerbsError)
+        /// Extracting the source or destination to SGEs failed.
         case extraction(RDMAError)
         /// A request completed with a status other than success.
         case completion(WorkCompletionStatus)
@@ -31,6 +33,7 @@ public struct LoopbackTransfer<Device: VerbsDevice> {
         /// The destination is smaller than the source.
         case destinationTooSmall(needed: Int, available: Int)
 
+        /// What went wrong, in a sentence for logs and error messages.
         public var description: String {
             switch self {
             case .verbs(let error): "\(error)"

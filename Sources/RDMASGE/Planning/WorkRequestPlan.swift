@@ -44,6 +44,9 @@ public final class WorkRequestPlan {
         /// Requests of at most this many bytes (all SGEs) are sent inline; 0 for never.
         public var inlineThreshold: Int
 
+        /// Limits of `maxSGEs` SGEs per request, of which the first `reservedSGEs` are left to
+        /// the caller, and `maxMessageSize` payload bytes; requests of at most
+        /// `inlineThreshold` bytes are sent inline.
         public init(maxSGEs: Int, reservedSGEs: Int = 0, maxMessageSize: Int, inlineThreshold: Int = 0) {
             precondition(reservedSGEs >= 0 && maxSGEs > reservedSGEs, "a request needs room for at least one payload SGE")
             precondition(maxMessageSize > 0, "a request carries at least one byte")
@@ -136,12 +139,12 @@ public final class WorkRequestPlan {
     ///
     /// For RDMA WRITE and READ the peer's range is checked first, before anything is
     /// extracted: the most bytes this build could plan (the least of `maxSize`, the
-    /// iterator's ``IOIterator/count`` and ``requestCapacity`` requests of
+    /// iterator's `IOIterator.count` and ``requestCapacity`` requests of
     /// ``Limits/maxMessageSize``) from the remote address must end below 2^64.
     ///
     /// - Returns: The bytes planned.
     /// - Throws: ``RDMAError/remoteRangeOverflow(remoteAddress:length:)`` for a remote
-    ///   range that would wrap; what ``IOIterator/extract(maxSize:into:maxSGEs:keys:ledger:)``
+    ///   range that would wrap; what ``IterExtract/IOIterator/extract(maxSize:into:maxSGEs:keys:ledger:)``
     ///   throws. On error the iterator is unchanged, the plan is empty and nothing is retained.
     @discardableResult
     public func build<Keys: KeyResolver>(

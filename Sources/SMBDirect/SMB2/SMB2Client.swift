@@ -15,13 +15,17 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     public struct Statistics: Hashable, Sendable {
         /// Requests sent.
         public var requests = 0
-        /// Writes sent inline, and the bytes they carried.
+        /// Writes sent inline.
         public var inlineWrites = 0
+        /// The bytes the writes sent inline carried.
         public var inlineBytes = 0
-        /// Writes sent through the RDMA channel, the bytes the server pulled, and the descriptors used.
+        /// Writes sent through the RDMA channel.
         public var rdmaWrites = 0
+        /// The bytes the server pulled with RDMA READ for writes sent through the RDMA channel.
         public var rdmaBytes = 0
+        /// The buffer descriptors the writes sent through the RDMA channel used.
         public var bufferDescriptors = 0
+        /// The statistics of a client that has sent nothing.
         public init() {}
     }
 
@@ -36,8 +40,9 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     public var maxDescriptors: Int
     /// The dialect the server chose.
     public private(set) var dialect: UInt16 = 0
-    /// The session and tree this client uses.
+    /// The session this client uses.
     public private(set) var sessionID: UInt64 = 0
+    /// The tree this client uses.
     public private(set) var treeID: UInt32 = 0
     /// Whether the server made the session a guest or null session.
     public private(set) var sessionFlags: UInt16 = 0

@@ -1,8 +1,11 @@
 /// An open file's identifier (MS-SMB2 2.2.14.1 SMB2_FILEID).
 public struct SMB2FileID: Hashable, Sendable {
+    /// The part that stays the same when an open is reconnected (`Persistent`).
     public var persistent: UInt64
+    /// The part the server may change when an open is reconnected (`Volatile`).
     public var volatile: UInt64
 
+    /// The file ID with the given persistent and volatile parts.
     public init(persistent: UInt64, volatile: UInt64) {
         self.persistent = persistent
         self.volatile = volatile

@@ -17,6 +17,7 @@ public enum SMB2Error: Error, Equatable, Sendable, CustomStringConvertible {
     /// holds); nothing was sent.
     case invalidArgument(String)
 
+    /// What went wrong, in a sentence for logs and error messages.
     public var description: String {
         switch self {
         case .transport(let error): "SMB Direct: \(error)"

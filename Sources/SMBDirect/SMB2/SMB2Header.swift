@@ -23,6 +23,8 @@ public struct SMB2Header: Hashable, Sendable {
     /// The session the request belongs to.
     public var sessionID: UInt64
 
+    /// A header for `command`; a request by default, with a credit charge of 1, status
+    /// success and no tree or session.
     public init(command: SMB2Command, creditCharge: UInt16 = 1, credits: UInt16, messageID: UInt64,
                 status: NTStatus = .success, flags: UInt32 = 0, treeID: UInt32 = 0, sessionID: UInt64 = 0) {
         self.creditCharge = creditCharge

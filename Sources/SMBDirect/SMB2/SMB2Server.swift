@@ -25,9 +25,11 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     public struct Statistics: Hashable, Sendable {
         /// Requests answered.
         public var requests = 0
-        /// Bytes written to files, and the part of them pulled by RDMA READ.
+        /// Bytes written to files.
         public var bytesWritten = 0
+        /// The part of ``bytesWritten`` pulled by RDMA READ.
         public var rdmaReadBytes = 0
+        /// The statistics of a server that has answered nothing.
         public init() {}
     }
 

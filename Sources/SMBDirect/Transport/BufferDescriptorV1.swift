@@ -12,6 +12,7 @@ public struct BufferDescriptorV1: Hashable, Sendable, CustomStringConvertible {
     /// The number of bytes.
     public var length: UInt32
 
+    /// A descriptor of `length` bytes at `offset` in the registration whose rkey is `token`.
     public init(offset: UInt64, token: UInt32, length: UInt32) {
         self.offset = offset
         self.token = token
@@ -60,6 +61,7 @@ public struct BufferDescriptorV1: Hashable, Sendable, CustomStringConvertible {
         return Self.size
     }
 
+    /// The offset, token and length, as `descriptor(0x7f001000, token 0x12, 4096 bytes)`.
     public var description: String {
         "descriptor(0x\(String(offset, radix: 16)), token 0x\(String(token, radix: 16)), \(length) bytes)"
     }

@@ -10,6 +10,7 @@ public struct FragmentReassembler: Sendable {
     /// The bytes still expected for the message being reassembled, or nil between messages.
     public private(set) var expectedRemaining: Int?
 
+    /// A reassembler that accepts messages of up to `maxMessageSize` bytes.
     public init(maxMessageSize: Int) {
         precondition(maxMessageSize > 0, "messages have at least one byte")
         self.maxMessageSize = maxMessageSize

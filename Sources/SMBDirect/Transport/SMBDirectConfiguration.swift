@@ -33,6 +33,8 @@ public struct SMBDirectConfiguration: Hashable, Sendable {
     /// ``SMBDirectConnection/receiveMemoryBound``).
     public var maxReceiveBacklog: Int
 
+    /// A configuration; every parameter defaults to the value MS-SMBD gives it, or to this
+    /// implementation's default where the specification gives none.
     public init(receiveCreditMax: Int = 255, sendCreditTarget: Int = 255, maxSendSize: Int = 1364,
                 maxReceiveSize: Int = 8192, maxFragmentedSize: Int = 1 << 20, maxReadWriteSize: Int = 1 << 20,
                 maxPayloadSGEs: Int = 5, maxCreditsPerGrant: Int = .max, keepaliveInterval: Duration = .seconds(120),

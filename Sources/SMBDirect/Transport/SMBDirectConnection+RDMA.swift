@@ -11,7 +11,7 @@ extension SMBDirectConnection {
     ///
     /// A source iterator is exposed for RDMA READ (the data of an SMB2 WRITE), a
     /// destination for RDMA WRITE (the buffer of an SMB2 READ). Registration goes
-    /// through an ``MRCache`` of the connection; each descriptor holds a reference on
+    /// through an `MRCache` of the connection; each descriptor holds a reference on
     /// its region (and, for a user-backed iterator, pins on its pages) until
     /// ``release(_:)``.
     ///

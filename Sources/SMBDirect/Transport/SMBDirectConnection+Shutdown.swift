@@ -7,7 +7,7 @@ import RDMASGE
 
 extension SMBDirectConnection {
     /// Ends the connection in order: waits for the sends and RDMA operations under
-    /// way, then flushes the receives and releases everything (see ``tearDown()``).
+    /// way, then flushes the receives and releases everything (see `tearDown()`).
     /// Closing a connection that already ended does nothing.
     public func close() throws(SMBDirectError) {
         switch state {

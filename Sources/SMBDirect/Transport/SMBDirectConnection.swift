@@ -10,10 +10,10 @@ import RDMASGE
 /// pair: negotiation, credits, fragmentation and reassembly, keepalives, the RDMA
 /// channel, and shutdown.
 ///
-/// The connection is generic over the verbs protocols, so it runs on ``SoftVerbs``
+/// The connection is generic over the verbs protocols, so it runs on `SoftVerbs`
 /// and on libibverbs alike: it creates its completion queue and queue pair in the
 /// caller's protection domain, and the caller connects the queue pair to the peer's
-/// (``QueuePair/connect(_:_:)`` on one device; a connection manager on a network)
+/// (`QueuePair.connect(_:_:)` on one device; a connection manager on a network)
 /// before ``start()``.
 ///
 /// Memory: one registered arena holds a header buffer per send slot and a buffer per

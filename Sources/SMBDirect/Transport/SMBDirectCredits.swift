@@ -23,6 +23,8 @@ public struct SMBDirectCredits: Hashable, Sendable {
     /// The most credits one message grants.
     public let maxGrant: Int
 
+    /// The accounting of a side that asks for `target` credits (1 through 65,535) and grants
+    /// at most `maxGrant` in one message; it holds no credit until the peer grants some.
     public init(target: Int, maxGrant: Int = .max) {
         precondition(target > 0 && target <= Int(UInt16.max), "a credit target is 1...65535")
         precondition(maxGrant > 0, "a grant gives at least one credit")

@@ -7,7 +7,9 @@
 public struct SMBDirectDataTransfer: Hashable, Sendable {
     /// The flags of a Data Transfer message.
     public struct Flags: OptionSet, Hashable, Sendable {
+        /// The bits of the Flags field.
         public var rawValue: UInt16
+        /// The flags whose bits are set in `rawValue`.
         public init(rawValue: UInt16) { self.rawValue = rawValue }
 
         /// `SMB_DIRECT_RESPONSE_REQUESTED`: the peer must answer promptly (a keepalive).

@@ -7,15 +7,25 @@
 public enum SMBDirectDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A field the errors name.
     public enum Field: String, Sendable {
+        /// The CreditsRequested field.
         case creditsRequested = "CreditsRequested"
+        /// The CreditsGranted field.
         case creditsGranted = "CreditsGranted"
+        /// The PreferredSendSize field.
         case preferredSendSize = "PreferredSendSize"
+        /// The MaxReceiveSize field.
         case maxReceiveSize = "MaxReceiveSize"
+        /// The MaxFragmentedSize field.
         case maxFragmentedSize = "MaxFragmentedSize"
+        /// The MaxReadWriteSize field.
         case maxReadWriteSize = "MaxReadWriteSize"
+        /// The DataOffset field.
         case dataOffset = "DataOffset"
+        /// The DataLength field.
         case dataLength = "DataLength"
+        /// The RemainingDataLength field.
         case remainingDataLength = "RemainingDataLength"
+        /// The Length field of a buffer descriptor.
         case bufferDescriptorLength = "Length"
     }
 
@@ -46,6 +56,7 @@ public enum SMBDirectDecodingError: Error, Hashable, Sendable, CustomStringConve
     /// Buffer descriptors that describe more than the negotiated MaxReadWriteSize.
     case transferTooLong(length: Int, limit: Int)
 
+    /// What is wrong with the message, in a sentence for logs and error messages.
     public var description: String {
         switch self {
         case .truncated(let needed, let available): "the message has \(available) bytes, its fixed part needs \(needed)"

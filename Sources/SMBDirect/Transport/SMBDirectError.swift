@@ -40,6 +40,7 @@ public enum SMBDirectError: Error, Equatable, Sendable, CustomStringConvertible 
     /// The connection is not connected (not yet negotiated, closed, or failed earlier).
     case notConnected
 
+    /// What went wrong, in a sentence for logs and error messages.
     public var description: String {
         switch self {
         case .verbs(let error): "\(error)"

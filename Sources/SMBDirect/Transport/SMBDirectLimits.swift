@@ -12,6 +12,7 @@ public struct SMBDirectLimits: Hashable, Sendable {
     /// The most bytes one RDMA transfer of the upper layer may move.
     public var maxReadWriteSize: Int
 
+    /// Limits with the given sizes, as negotiation settles them.
     public init(maxSendSize: Int, maxReceiveSize: Int, maxFragmentedSendSize: Int, maxFragmentedReceiveSize: Int,
                 maxReadWriteSize: Int) {
         self.maxSendSize = maxSendSize

@@ -5,16 +5,18 @@ import RDMASGE
 /// one side progresses the other through ``SMBDirectConnection/idleHandler``.
 ///
 /// This is the in-process transport of the `smbdirect-send` example and of the
-/// tests; on ``SoftVerbs`` every byte moves by the same work requests a network
+/// tests; on `SoftVerbs` every byte moves by the same work requests a network
 /// device would execute.
 public final class SMBDirectLoopback<Device: VerbsDevice> {
     /// The device both sides use.
     public let device: Device
-    /// The initiator's (client's) protection domain and connection.
+    /// The initiator's (client's) protection domain.
     public let initiatorDomain: Device.Domain
+    /// The initiator's (client's) connection.
     public let initiator: SMBDirectConnection<Device.Domain>
-    /// The responder's (server's) protection domain and connection.
+    /// The responder's (server's) protection domain.
     public let responderDomain: Device.Domain
+    /// The responder's (server's) connection.
     public let responder: SMBDirectConnection<Device.Domain>
 
     /// Creates both sides, connects their queue pairs and negotiates.

@@ -21,6 +21,8 @@ public struct SMBDirectNegotiateRequest: Hashable, Sendable {
     /// The largest upper-layer message the sender reassembles from fragments.
     public var maxFragmentedSize: UInt32
 
+    /// A request that offers `creditsRequested` and the given sizes; both versions default
+    /// to 0x0100, the only version MS-SMBD defines.
     public init(minVersion: UInt16 = smbDirectProtocolVersion, maxVersion: UInt16 = smbDirectProtocolVersion,
                 creditsRequested: UInt16, preferredSendSize: UInt32, maxReceiveSize: UInt32, maxFragmentedSize: UInt32) {
         self.minVersion = minVersion

@@ -29,6 +29,8 @@ public struct SMBDirectNegotiateResponse: Hashable, Sendable {
     /// The largest upper-layer message the responder reassembles.
     public var maxFragmentedSize: UInt32
 
+    /// A response that grants `creditsGranted`, asks for `creditsRequested` and announces the
+    /// given sizes; the versions default to 0x0100 and the status to success.
     public init(minVersion: UInt16 = smbDirectProtocolVersion, maxVersion: UInt16 = smbDirectProtocolVersion,
                 negotiatedVersion: UInt16 = smbDirectProtocolVersion, creditsRequested: UInt16, creditsGranted: UInt16,
                 status: UInt32 = SMBDirectNegotiateResponse.statusSuccess, maxReadWriteSize: UInt32,
