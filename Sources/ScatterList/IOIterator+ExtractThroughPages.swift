@@ -18,20 +18,24 @@ extension IOIterator {
     /// them, does not move END, advances by exactly the bytes it returns, marks
     /// entries of user-backed iterators as pinned, and leaves no trace on error.
     ///
-    /// - Throws: ``ScatterListError/notExtractable(_:)`` for DISCARD and PIPE;
-    ///   ``ScatterListError/maxSegmentBelowPage(_:)``; ``ScatterListError/iterator(_:)``
-    ///   for a pin limit or a wrapping user range.
+    /// It keeps the extraction contract of
+    /// ``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``, with
+    /// `maxPages` as its capacity.
+    ///
+    /// - Throws: ``ScatterListError/iterator(_:)`` for DISCARD and PIPE, a pin limit or
+    ///   a wrapping user range; ``ScatterListError/maxSegmentBelowPage(_:)``.
     @discardableResult
     public mutating func extractThroughPages(
         maxSize: Int, into table: ScatterTable, maxPages: Int,
         maxSegment: Int = ScatterTable.unlimitedSegment, ledger: PinLedger = .shared
     ) throws(ScatterListError) -> Int {
-        precondition(maxSize >= 0, "maxSize is not negative")
-        precondition(maxPages >= 0, "maxPages is not negative")
-        let limit = Swift.min(maxSize, count, maxReadWriteCount)
+        let limit: Int
+        do {
+            limit = try extractionLimit(maxSize: maxSize, capacity: maxPages, acceptsPipe: false)
+        } catch {
+            throw .iterator(error)
+        }
         if limit == 0 { return 0 }
-        guard kind != .discard, kind != .pipe else { throw .notExtractable(kind) }
-        if maxPages == 0 { return 0 }
         let segment = try pageMultipleMaxSegment(maxSegment)
         var pages: [Page] = []
         // Room for a call of whole pages; many small segments may take more, and the array grows.

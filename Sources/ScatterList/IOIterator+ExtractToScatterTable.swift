@@ -6,11 +6,13 @@ extension IOIterator {
     /// entries appended to `table`, and advances past the bytes described.
     ///
     /// Entries already in the table are never read or changed, and END is not moved
-    /// (call ``ScatterTable/markEnd()`` when done). Returns the bytes described; the
-    /// iterator advances by exactly that many. `maxSize` is clamped to `count` and
-    /// `maxReadWriteCount`; when it or `maxEntries` is 0 the call adds nothing and
-    /// returns 0. The call stops early, without error, when `maxEntries` entries were
-    /// added.
+    /// (call ``ScatterTable/markEnd()`` when done). Keeps the extraction contract
+    /// stated on `IOIterator.extractionLimit(maxSize:capacity:acceptsPipe:)`:
+    /// returns the bytes described and the iterator advances by exactly that many;
+    /// `maxSize` is clamped to `count` and `maxReadWriteCount`; when it or
+    /// `maxEntries` is 0 the call adds nothing and returns 0 (DISCARD and PIPE are
+    /// refused first); the call stops early, without error, when `maxEntries`
+    /// entries were added.
     ///
     /// With ``ScatterGranularity/kernel`` granularity, per kind:
     /// - UBUF, IOVEC: one entry per page, across segments; every page is **pinned**
@@ -30,21 +32,23 @@ extension IOIterator {
     /// leaves no trace.
     ///
     /// - Throws: on error the iterator, the table and the ledger are unchanged:
-    ///   ``ScatterListError/notExtractable(_:)`` for DISCARD and PIPE;
-    ///   ``ScatterListError/maxSegmentBelowPage(_:)`` for a merged granularity below a page;
     ///   ``ScatterListError/iterator(_:)`` wrapping
-    ///   `IOIteratorError.pinLimitExceeded(requested:available:)`.
+    ///   `IOIteratorError.notExtractable(_:)` for DISCARD and PIPE,
+    ///   `IOIteratorError.pipeIsDestinationOnly` for a PIPE source, or
+    ///   `IOIteratorError.pinLimitExceeded(requested:available:)`;
+    ///   ``ScatterListError/maxSegmentBelowPage(_:)`` for a merged granularity below a page.
     @discardableResult
     public mutating func extract(
         maxSize: Int, into table: ScatterTable, maxEntries: Int,
         granularity: ScatterGranularity = .kernel, ledger: PinLedger = .shared
     ) throws(ScatterListError) -> Int {
-        precondition(maxSize >= 0, "maxSize is not negative")
-        precondition(maxEntries >= 0, "maxEntries is not negative")
-        let limit = Swift.min(maxSize, count, maxReadWriteCount)
+        let limit: Int
+        do {
+            limit = try extractionLimit(maxSize: maxSize, capacity: maxEntries, acceptsPipe: false)
+        } catch {
+            throw .iterator(error)
+        }
         if limit == 0 { return 0 }
-        guard kind != .discard, kind != .pipe else { throw .notExtractable(kind) }
-        if maxEntries == 0 { return 0 }
         var maxSegment: Int?
         if case .merged(let size) = granularity { maxSegment = try pageMultipleMaxSegment(size) }
         let start = table.count

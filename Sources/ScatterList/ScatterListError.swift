@@ -13,12 +13,12 @@ public enum ScatterListError: Error, Equatable, Sendable, CustomStringConvertibl
     /// The table's entries hold fewer bytes than asked for
     /// (the kernel's `sg_nents_for_len` returns `EINVAL`).
     case tableTooShort(requested: Int, available: Int)
-    /// The iterator kind cannot be extracted to a scatter table (DISCARD has no
-    /// memory; a PIPE's memory does not exist until it is written).
-    case notExtractable(IOIteratorKind)
     /// The IOVA space of an ``IOMMUMapper`` has no free run of this many pages.
     case iovaSpaceExhausted(requestedPages: Int, largestFreeRun: Int)
-    /// The iterator layer refused: a pin limit or a user range that wraps.
+    /// The iterator layer refused, with its error unchanged: a kind that cannot be
+    /// extracted (DISCARD, PIPE), a PIPE source, a pin limit, a user range that wraps.
+    /// The one error strategy of the extraction contract
+    /// (``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``).
     case iterator(IOIteratorError)
 
     /// What went wrong, in a sentence for logs and error messages.
@@ -28,7 +28,6 @@ public enum ScatterListError: Error, Equatable, Sendable, CustomStringConvertibl
         case .appendOffsetNotZero(let offset): "pages appended to a non-empty table start at offset \(offset), not 0"
         case .tableTooShort(let requested, let available):
             "the table holds \(available) bytes, fewer than the \(requested) asked for"
-        case .notExtractable(let kind): "a \(kind) iterator cannot be extracted to a scatter table"
         case .iovaSpaceExhausted(let requested, let largest):
             "no run of \(requested) free IOVA pages (the largest is \(largest))"
         case .iterator(let error): error.description

@@ -159,7 +159,33 @@ struct ExtractionTests {
         #expect(ledger.isEmpty)
     }
 
-    @Test("an SGE holds at most UInt32.max bytes")
+    /// Extracts all of `iterator` call by call; checks that each call describes
+    /// `maxReadWriteCount` bytes or what is left, in SGEs of no zero length, and
+    /// returns every call's SGEs (released again) in order.
+    private func extractAll(_ iterator: inout IOIterator, keys: SingleKeyResolver, ledger: PinLedger = .shared,
+                            sourceLocation: SourceLocation = #_sourceLocation) throws -> [[SGE]] {
+        var calls: [[SGE]] = []
+        while iterator.count > 0 {
+            let left = iterator.count
+            var sges: [SGE] = []
+            sges.reserveCapacity(8)
+            let bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: keys, ledger: ledger)
+            #expect(bytes == Swift.min(left, maxReadWriteCount), sourceLocation: sourceLocation)
+            #expect(sges.reduce(0) { $0 + Int($1.length) } == bytes, sourceLocation: sourceLocation)
+            #expect(sges.allSatisfy { $0.length > 0 }, sourceLocation: sourceLocation)
+            if iterator.isUserBacked { #expect(ledger.pinnedPageCount == SGE.pageCount(of: sges), sourceLocation: sourceLocation) }
+            iterator.release(extractedSGEs: sges, keys: keys, ledger: ledger)
+            calls.append(sges)
+            if bytes == 0 { break }
+        }
+        return calls
+    }
+
+    private func ranges(_ sges: [SGE]) -> [MemoryRange] {
+        sges.map { MemoryRange(address: UInt($0.address), length: Int($0.length)) }
+    }
+
+    @Test("a call describes at most maxReadWriteCount bytes, so no SGE reaches UInt32.max")
     func lengthLimit() throws {
         // KVEC extraction only lists addresses, so a range this large needs no memory.
         let base: UInt = 1 << 40
@@ -168,14 +194,15 @@ struct ExtractionTests {
         let segment = [iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base), iov_len: length)]
         try segment.withUnsafeBufferPointer { (segment) throws -> Void in
             var iterator = try IOIterator(kvecs: segment, direction: .source)
-            var sges: [SGE] = []
-            #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 4, keys: keys) == length)
-            #expect(sges == [SGE(address: UInt64(base), length: .max, lkey: 9),
-                             SGE(address: UInt64(base) + UInt64(UInt32.max), length: 5000, lkey: 9)])
+            let calls = try extractAll(&iterator, keys: keys)
+            let step = UInt64(maxReadWriteCount)
+            #expect(calls == [[SGE(address: UInt64(base), length: UInt32(step), lkey: 9)],
+                              [SGE(address: UInt64(base) + step, length: UInt32(step), lkey: 9)],
+                              [SGE(address: UInt64(base) + 2 * step, length: UInt32(length - 2 * maxReadWriteCount), lkey: 9)]])
         }
     }
 
-    @Test("contiguous segments fill an SGE to UInt32.max bytes before the next opens")
+    @Test("contiguous segments merge into one SGE up to the call's maxReadWriteCount bytes")
     func lengthLimitAcrossSegments() throws {
         let base: UInt = 1 << 40
         let half = 3 << 30
@@ -185,36 +212,34 @@ struct ExtractionTests {
                         iovec(iov_base: UnsafeMutableRawPointer(bitPattern: base + UInt(4 * half)), iov_len: 10)]
         try segments.withUnsafeBufferPointer { (segments) throws -> Void in
             var iterator = try IOIterator(kvecs: segments, direction: .source)
-            var sges: [SGE] = []
-            sges.reserveCapacity(8)
-            #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: keys) == 2 * half + 10)
-            #expect(sges == [SGE(address: UInt64(base), length: .max, lkey: 9),
-                             SGE(address: UInt64(base) + UInt64(UInt32.max), length: UInt32(2 * half - Int(UInt32.max)), lkey: 9),
-                             SGE(address: UInt64(base) + UInt64(4 * half), length: 10, lkey: 9)])
+            let calls = try extractAll(&iterator, keys: keys)
+            // 6 GiB + 10 bytes: three full calls of one SGE each (the second merges across the
+            // segment boundary), and a last call for the rest of both segments.
+            #expect(calls.count == 4)
+            #expect(calls.dropLast().allSatisfy { $0.count == 1 })
+            #expect(coalesced(ranges(calls.flatMap { $0 })) == [MemoryRange(address: base, length: 2 * half),
+                                                             MemoryRange(address: base + UInt(4 * half), length: 10)])
+            #expect(iterator.count == 0)
         }
     }
 
     @Test("more than UInt32.max bytes of separate segments, with empty NULL segments between them",
           arguments: [IOIteratorKind.kvec, .iovec])
     func manyGigabytesAndEmptySegments(kind: IOIteratorKind) throws {
-        // The segment loop takes at most UInt32.max bytes per pass and leaves an empty
-        // segment outside the region to the general path; neither may show in the SGEs.
+        // Segments longer than a call can describe, and empty segments outside the region
+        // left to the general path; neither may show in the SGEs.
         let base: UInt = 1 << 40
         let gap = 1 << 20
         let size = (3 << 30) - 7
         let keys = SingleKeyResolver(lkey: 9, coverage: base..<base + (1 << 36), access: [])
         var segments: [iovec] = []
-        var expected: [SGE] = []
+        var expected: [MemoryRange] = []
         var address = base + 5
         var total = 0
         for index in 0..<5 {
-            // The middle segment is too long for one SGE: it opens mid-walk, and splits.
             let length = index == 2 ? Int(UInt32.max) + 3 : size
             segments.append(iovec(iov_base: UnsafeMutableRawPointer(bitPattern: address), iov_len: length))
-            expected.append(SGE(address: UInt64(address), length: UInt32(Swift.min(length, Int(UInt32.max))), lkey: 9))
-            if length > Int(UInt32.max) {
-                expected.append(SGE(address: UInt64(address) + UInt64(UInt32.max), length: 3, lkey: 9))
-            }
+            expected.append(MemoryRange(address: address, length: length))
             if index % 2 == 0 { segments.append(iovec(iov_base: nil, iov_len: 0)) }
             address += UInt(length + gap)
             total += length
@@ -222,15 +247,11 @@ struct ExtractionTests {
         try segments.withUnsafeBufferPointer { (segments) throws -> Void in
             var iterator = kind == .iovec ? try IOIterator(iovecs: segments, direction: .source)
                                           : try IOIterator(kvecs: segments, direction: .source)
-            var sges: [SGE] = []
-            sges.reserveCapacity(8)
             let ledger = PinLedger(mode: .counting)
-            #expect(try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 8, keys: keys, ledger: ledger) == total)
-            #expect(sges == expected)
+            let calls = try extractAll(&iterator, keys: keys, ledger: ledger)
+            #expect(calls.count == (total + maxReadWriteCount - 1) / maxReadWriteCount)
+            #expect(coalesced(ranges(calls.flatMap { $0 })) == expected)
             #expect(iterator.count == 0)
-            let pages = kind == .iovec ? expected.reduce(0) { $0 + $1.pageCount } : 0
-            #expect(ledger.pinnedPageCount == pages)
-            iterator.release(extractedSGEs: sges, keys: keys, ledger: ledger)
             #expect(ledger.isEmpty)
         }
     }

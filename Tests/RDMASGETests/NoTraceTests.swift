@@ -31,12 +31,12 @@ struct NoTraceTests {
         let keys = SingleKeyResolver(lkey: 1, coverage: 0..<UInt.max, access: .all)
         let ledger = PinLedger(mode: .exact)
         var discard = IOIterator(discarding: 100)
-        expectNoTrace(&discard, keys: keys, ledger: ledger, error: .notExtractable(.discard))
+        expectNoTrace(&discard, keys: keys, ledger: ledger, error: .iterator(.notExtractable(.discard)))
         let pool = try PagePool(pageCount: 8)
         let pipe = PagePipe(pool: pool, capacity: 4)
         var iterator = try IOIterator(pipe: pipe, count: 4096)
         var sges: [SGE] = []
-        #expect(throws: RDMAError.notExtractable(.pipe)) {
+        #expect(throws: RDMAError.iterator(.notExtractable(.pipe))) {
             try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 4, keys: keys, ledger: ledger)
         }
         #expect(pipe.occupancy == 0)
@@ -85,12 +85,12 @@ struct NoTraceTests {
         let ledger = PinLedger(mode: .exact, limit: 100)
         var iterator = whole.iterator(.iovec, .source)
         // The whole call's pages are pinned at once (16 SGEs of 16 pages), all or none.
-        expectNoTrace(&iterator, keys: cache, ledger: ledger, error: .pinLimitExceeded(requested: 256, available: 100),
+        expectNoTrace(&iterator, keys: cache, ledger: ledger, error: .iterator(.pinLimitExceeded(requested: 256, available: 100)),
                       references: { cache.referenceCount })
         #expect(cache.statistics.misses == 16)
         var pieces = try IOIterator(iovecs: UnsafeBufferPointer(rebasing: whole.segments[0..<8]), direction: .source)
         let twoRegions = regionTable(over: whole.mappingRange, cuts: [80])
-        expectNoTrace(&pieces, keys: twoRegions, ledger: ledger, error: .pinLimitExceeded(requested: 128, available: 100))
+        expectNoTrace(&pieces, keys: twoRegions, ledger: ledger, error: .iterator(.pinLimitExceeded(requested: 128, available: 100)))
     }
 
     @Test("an MR-cache registration that fails releases the references already taken")

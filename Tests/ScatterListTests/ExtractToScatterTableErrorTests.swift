@@ -17,25 +17,30 @@ struct ExtractToScatterTableErrorTests {
         return table
     }
 
-    @Test("DISCARD and PIPE are refused; a zero maxSize returns 0 first, as the kernel does")
+    @Test("DISCARD and PIPE are refused, before a zero maxSize or maxEntries is looked at (the kernel returns 0 first)")
     func notExtractable() throws {
         let table = ScatterTable()
         var discard = IOIterator(discarding: 100)
-        #expect(throws: ScatterListError.notExtractable(.discard)) {
+        #expect(throws: ScatterListError.iterator(.notExtractable(.discard))) {
             try discard.extract(maxSize: 100, into: table, maxEntries: 4)
         }
-        #expect(try discard.extract(maxSize: 0, into: table, maxEntries: 4) == 0)
-        #expect(throws: ScatterListError.notExtractable(.discard)) {
+        #expect(throws: ScatterListError.iterator(.notExtractable(.discard))) {
+            try discard.extract(maxSize: 0, into: table, maxEntries: 4)
+        }
+        #expect(throws: ScatterListError.iterator(.notExtractable(.discard))) {
+            try discard.extract(maxSize: 100, into: table, maxEntries: 0)
+        }
+        #expect(throws: ScatterListError.iterator(.notExtractable(.discard))) {
             try discard.extractThroughPages(maxSize: 100, into: table, maxPages: 4)
         }
         #expect(discard.count == 100)
         let pool = try PagePool(pageCount: 4)
         let pipe = PagePipe(pool: pool)
         var pipeIterator = try IOIterator(pipe: pipe, count: 100)
-        #expect(throws: ScatterListError.notExtractable(.pipe)) {
+        #expect(throws: ScatterListError.iterator(.notExtractable(.pipe))) {
             try pipeIterator.extract(maxSize: 100, into: table, maxEntries: 4)
         }
-        #expect(throws: ScatterListError.notExtractable(.pipe)) {
+        #expect(throws: ScatterListError.iterator(.notExtractable(.pipe))) {
             try pipeIterator.extractThroughPages(maxSize: 100, into: table, maxPages: 4)
         }
         #expect(pipeIterator.count == 100 && pipe.occupancy == 0 && table.isEmpty)

@@ -22,8 +22,10 @@ extension IOIterator {
     /// Lists the pages of the next bytes of the iterator, appending at most
     /// `maxPages` pages to `pages`, and advances past the bytes they describe.
     ///
-    /// `maxSize` is clamped to ``count`` and ``maxReadWriteCount``; when it is 0 the
-    /// call returns ``PageExtraction/empty``. Per kind:
+    /// Keeps the extraction contract stated on
+    /// ``extractionLimit(maxSize:capacity:acceptsPipe:)``: `maxSize` is clamped to
+    /// ``count`` and ``maxReadWriteCount``; when it or `maxPages` is 0 the call returns
+    /// ``PageExtraction/empty``. Per kind:
     /// - UBUF, IOVEC: one user segment per call; the pages are **pinned** in `ledger`
     ///   (release them with ``release(extractedPages:ledger:)``).
     /// - KVEC: one segment per call; listed, not pinned.
@@ -33,21 +35,19 @@ extension IOIterator {
     /// - PIPE: appends fresh, zeroed pages to the pipe for the caller to fill.
     ///
     /// Appending into an array with enough reserved capacity does not allocate.
-    /// Mirrors the kernel's `iov_iter_extract_pages`.
+    /// Mirrors the kernel's `iov_iter_extract_pages`, except that 0 pages returns 0
+    /// (the kernel fails with `ENOMEM`).
     ///
     /// - Throws: on error the iterator, `pages` and the ledger are unchanged:
     ///   ``IOIteratorError/notExtractable(_:)`` for DISCARD;
-    ///   ``IOIteratorError/noCapacity`` when `maxPages` is 0;
+    ///   ``IOIteratorError/pipeIsDestinationOnly`` for a PIPE source;
     ///   ``IOIteratorError/pinLimitExceeded(requested:available:)``;
     ///   ``IOIteratorError/pipeFull``.
     public mutating func extractPages(
         into pages: inout [Page], maxPages: Int, maxSize: Int, ledger: PinLedger = .shared
     ) throws(IOIteratorError) -> PageExtraction {
-        precondition(maxSize >= 0, "maxSize is not negative")
-        guard kind != .discard else { throw .notExtractable(kind) }
-        let limit = Swift.min(maxSize, count, maxReadWriteCount)
+        let limit = try extractionLimit(maxSize: maxSize, capacity: maxPages, acceptsPipe: true)
         if limit == 0 { return .empty }
-        guard maxPages > 0 else { throw .noCapacity }
         switch kind {
         case .ubuf, .iovec:
             return try extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)

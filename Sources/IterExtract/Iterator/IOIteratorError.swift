@@ -3,7 +3,9 @@
 /// Every throwing operation leaves no trace: the iterator is where it was, no
 /// output was appended and no pin is held.
 public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The iterator kind describes no memory that could be extracted (DISCARD).
+    /// The iterator kind describes no memory that this extraction could describe:
+    /// DISCARD always; PIPE for extraction to a scatter table or SGEs, which describe
+    /// only memory that exists.
     case notExtractable(IOIteratorKind)
     /// A PIPE iterator was asked to be a source; pipes are filled, not read.
     case pipeIsDestinationOnly
@@ -19,8 +21,6 @@ public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible
     case countExceedsSegments(count: Int, total: Int)
     /// A page-cache range that starts before position 0 or ends past `Int.max`.
     case invalidPosition(position: Int, count: Int)
-    /// Output storage with no room, where the call cannot make progress without it.
-    case noCapacity
     /// Pinning would take the ledger past its limit of pinned pages.
     case pinLimitExceeded(requested: Int, available: Int)
     /// The pipe, or the pool behind it, has no room for another page.
@@ -39,7 +39,6 @@ public enum IOIteratorError: Error, Equatable, Sendable, CustomStringConvertible
         case .countExceedsSegments(let count, let total): "a count of \(count) bytes exceeds the \(total) the segments hold"
         case .invalidPosition(let position, let count):
             "the \(count) bytes at page-cache position \(position) lie outside positions 0...Int.max"
-        case .noCapacity: "the output has no room"
         case .pinLimitExceeded(let requested, let available):
             "pinning \(requested) pages exceeds the \(available) the ledger still allows"
         case .pipeFull: "the pipe has no room for another page"

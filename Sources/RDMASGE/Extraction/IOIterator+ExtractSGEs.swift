@@ -28,29 +28,37 @@ extension IOIterator {
     /// the SGEs belong to.
     ///
     /// Appending to an array whose reserved capacity suffices does not allocate.
-    /// `maxSize` or `maxSGEs` of 0 returns 0 and changes nothing.
+    /// Keeps the extraction contract stated on
+    /// ``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``:
+    /// `maxSize` is clamped to ``count`` and ``maxReadWriteCount``; when it or
+    /// `maxSGEs` is 0 the call returns 0 and changes nothing (DISCARD and PIPE are
+    /// refused first).
     ///
     /// Mirrors the kernel's `smb_extract_iter_to_rdma`, which refuses user-backed
     /// kinds and XARRAY and gives every SGE one device-wide lkey.
     ///
     /// - Returns: The bytes described; the iterator advanced by exactly this many.
     /// - Throws: On error the iterator, `sges`, the ledger and every region reference
-    ///   are as they were: ``RDMAError/notExtractable(_:)`` for DISCARD and for PIPE
+    ///   are as they were: ``RDMAError/iterator(_:)`` wrapping
+    ///   ``IterExtract/IOIteratorError/notExtractable(_:)`` for DISCARD and for PIPE
     ///   (a pipe's pages do not exist until data is written into them, so there is no
-    ///   memory to receive into; receive into other memory and copy into the pipe);
+    ///   memory to receive into; receive into other memory and copy into the pipe),
+    ///   ``IterExtract/IOIteratorError/pipeIsDestinationOnly`` for a PIPE source, or
+    ///   ``IterExtract/IOIteratorError/pinLimitExceeded(requested:available:)``;
     ///   ``RDMAError/unregisteredMemory(address:)`` for memory no key covers;
     ///   ``RDMAError/accessDenied(address:lkey:missing:)``;
-    ///   ``RDMAError/pinLimitExceeded(requested:available:)``;
     ///   ``RDMAError/registrationFailed(_:)`` from an MR cache.
     @inlinable
     public mutating func extract<Keys: KeyResolver>(
         maxSize: Int, into sges: inout [SGE], maxSGEs: Int, keys: Keys, ledger: PinLedger = .shared
     ) throws(RDMAError) -> Int {
-        precondition(maxSize >= 0, "maxSize is not negative")
-        precondition(maxSGEs >= 0, "maxSGEs is not negative")
-        guard kind != .discard, kind != .pipe else { throw .notExtractable(kind) }
-        let limit = Swift.min(maxSize, count)
-        if limit == 0 || maxSGEs == 0 { return 0 }
+        let limit: Int
+        do {
+            limit = try extractionLimit(maxSize: maxSize, capacity: maxSGEs, acceptsPipe: false)
+        } catch {
+            throw .iterator(error)
+        }
+        if limit == 0 { return 0 }
 
         let start = sges.count
         let pins = extractionWillPin
@@ -111,10 +119,7 @@ extension IOIterator {
         do {
             try ledger.pin(sges.lazy.flatMap(\.pages), count: pageCount)
         } catch {
-            guard case .pinLimitExceeded(let requested, let available) = error else {
-                preconditionFailure("pinning failed with \(error)")
-            }
-            throw .pinLimitExceeded(requested: requested, available: available)
+            throw .iterator(error)
         }
     }
 }

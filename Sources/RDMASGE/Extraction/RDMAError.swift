@@ -5,8 +5,11 @@ import IterExtract
 /// Every throwing operation leaves no trace: the iterator is where it was, nothing
 /// was appended, and every pin and region reference taken by the call is released.
 public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The iterator kind has no memory to describe as SGEs (DISCARD, PIPE).
-    case notExtractable(IOIteratorKind)
+    /// The iterator layer refused, with its error unchanged: a kind that cannot be
+    /// extracted (DISCARD, PIPE), a PIPE source, a pin limit. The one error strategy
+    /// of the extraction contract
+    /// (``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``).
+    case iterator(IOIteratorError)
     /// No key covers the byte at this address.
     case unregisteredMemory(address: UInt)
     /// The region with `lkey` covers the address but lacks the `missing` access (`lkey` is
@@ -14,12 +17,12 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
     case accessDenied(address: UInt, lkey: UInt32?, missing: AccessFlags)
     /// A lookup or registration of zero bytes.
     case zeroLength(address: UInt)
-    /// A range that wraps around the address space.
+    /// A range given to a key resolver or MR cache that wraps around the address space.
+    /// (An iterator's ranges are checked when it is made, with the iterator's own
+    /// ``IterExtract/IOIteratorError/addressOverflow(address:length:)``.)
     case addressOverflow(address: UInt, length: Int)
     /// A region that overlaps one already in a ``RegionTable``.
     case overlappingRegion(address: UInt, length: Int)
-    /// Pinning would take the ledger past its limit.
-    case pinLimitExceeded(requested: Int, available: Int)
     /// The verbs backend refused to register memory on an MR-cache miss.
     case registrationFailed(VerbsError)
     /// A peer's range for RDMA WRITE or READ, `length` bytes from `remoteAddress`,
@@ -29,7 +32,7 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What went wrong, in a sentence for logs and error messages.
     public var description: String {
         switch self {
-        case .notExtractable(let kind): "a \(kind) iterator has no memory to describe as SGEs"
+        case .iterator(let error): error.description
         case .unregisteredMemory(let address): "no memory region covers 0x\(String(address, radix: 16))"
         case .accessDenied(let address, let lkey, let missing):
             "the region\(lkey.map { " with lkey 0x\(String($0, radix: 16))" } ?? "") for 0x\(String(address, radix: 16)) lacks \(missing)"
@@ -38,8 +41,6 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
             "the range of \(length) bytes at 0x\(String(address, radix: 16)) wraps around the address space"
         case .overlappingRegion(let address, let length):
             "the region of \(length) bytes at 0x\(String(address, radix: 16)) overlaps a registered region"
-        case .pinLimitExceeded(let requested, let available):
-            "pinning \(requested) pages exceeds the \(available) the ledger still allows"
         case .registrationFailed(let error): "registration failed: \(error)"
         case .remoteRangeOverflow(let remoteAddress, let length):
             "the remote range of \(length) bytes at 0x\(String(remoteAddress, radix: 16)) wraps around the address space"
