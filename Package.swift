@@ -30,7 +30,9 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
-        .target(name: "IterExtract"),
+        // A value behind a pthread mutex, shared by the modules (package access only).
+        .target(name: "Locking"),
+        .target(name: "IterExtract", dependencies: ["Locking"]),
         .target(
             name: "ScatterList",
             dependencies: [
@@ -42,14 +44,14 @@ let package = Package(
         // errors, and the five protocols every backend implements.
         .target(name: "Verbs"),
         // The in-process backend, exact to the statuses a device reports.
-        .target(name: "SoftVerbs", dependencies: ["Verbs", "IterExtract"]),
+        .target(name: "SoftVerbs", dependencies: ["Verbs", "Locking"]),
         // libibverbs and librdmacm, with the RDMA trait (empty without it): the only
         // importer of CVerbs.
         .target(
             name: "IBVerbs",
-            dependencies: ["Verbs", .target(name: "CVerbs", condition: .when(traits: ["RDMA"]))]
+            dependencies: ["Verbs", "Locking", .target(name: "CVerbs", condition: .when(traits: ["RDMA"]))]
         ),
-        .target(name: "RDMASGE", dependencies: ["IterExtract", "Verbs"]),
+        .target(name: "RDMASGE", dependencies: ["IterExtract", "Verbs", "Locking"]),
         .systemLibrary(
             name: "CVerbs",
             pkgConfig: "libibverbs",
@@ -96,7 +98,7 @@ let package = Package(
         .testTarget(
             name: "RDMASGETests",
             dependencies: [
-                "RDMASGE", "ScatterList", "SoftVerbs", "IBVerbs", "TestKit",
+                "RDMASGE", "ScatterList", "SoftVerbs", "IBVerbs", "Locking", "TestKit",
             ]
         ),
     ],

@@ -1,7 +1,7 @@
 #if RDMA
 import CVerbs
 import Glibc
-import Synchronization
+import Locking
 import Verbs
 
 /// A completion queue of an ``IBVerbs`` device, polled without a completion channel.
@@ -18,14 +18,14 @@ public final class IBVerbsCompletionQueue: CompletionQueue, @unchecked Sendable 
     }
 
     static let batch = 16
-    let state: Mutex<State>
+    let state: LockedValue<State>
 
     init(device: IBVerbs, cq: UnsafeMutablePointer<ibv_cq>) {
         self.device = device
         self.capacity = Int(cq.pointee.cqe)
         let entries = UnsafeMutablePointer<ibv_wc>.allocate(capacity: Self.batch)
         entries.initialize(repeating: ibv_wc(), count: Self.batch)
-        self.state = Mutex(State(cq: IBVerbsHandle(cq), entries: IBVerbsHandle(entries)))
+        self.state = LockedValue(State(cq: IBVerbsHandle(cq), entries: IBVerbsHandle(entries)))
     }
 
     /// The live `ibv_cq`, for creating queue pairs.

@@ -1,6 +1,6 @@
 #if RDMA
 import CVerbs
-import Synchronization
+import Locking
 import Verbs
 
 /// A memory region of an ``IBVerbs`` device: pinned and mapped by the kernel until
@@ -18,7 +18,7 @@ public final class IBVerbsMemoryRegion: MemoryRegion, @unchecked Sendable {
     public let rkey: UInt32
     /// What the region allows.
     public let access: AccessFlags
-    private let handle: Mutex<IBVerbsHandle<ibv_mr>?>
+    private let handle: LockedValue<IBVerbsHandle<ibv_mr>?>
 
     init(domain: IBVerbsProtectionDomain, mr: UnsafeMutablePointer<ibv_mr>, address: UInt, length: Int, access: AccessFlags) {
         self.domain = domain
@@ -27,7 +27,7 @@ public final class IBVerbsMemoryRegion: MemoryRegion, @unchecked Sendable {
         self.lkey = mr.pointee.lkey
         self.rkey = mr.pointee.rkey
         self.access = access
-        self.handle = Mutex(IBVerbsHandle(mr))
+        self.handle = LockedValue(IBVerbsHandle(mr))
     }
 
     /// Whether the region is still registered.

@@ -1,7 +1,7 @@
 #if RDMA
 import CVerbs
 import Glibc
-import Synchronization
+import Locking
 import Verbs
 
 /// A protection domain of an ``IBVerbs`` device.
@@ -12,11 +12,11 @@ import Verbs
 public final class IBVerbsProtectionDomain: ProtectionDomain, @unchecked Sendable {
     /// The device.
     public let device: IBVerbs
-    let handle: Mutex<IBVerbsHandle<ibv_pd>?>
+    let handle: LockedValue<IBVerbsHandle<ibv_pd>?>
 
     init(device: IBVerbs, pd: UnsafeMutablePointer<ibv_pd>) {
         self.device = device
-        self.handle = Mutex(IBVerbsHandle(pd))
+        self.handle = LockedValue(IBVerbsHandle(pd))
     }
 
     /// The device's limits.

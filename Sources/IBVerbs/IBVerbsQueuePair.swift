@@ -1,7 +1,7 @@
 #if RDMA
 import CVerbs
 import Glibc
-import Synchronization
+import Locking
 import Verbs
 
 /// A reliable-connected queue pair of an ``IBVerbs`` device.
@@ -25,7 +25,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     public let capabilities: QueuePairCapabilities
     /// The queue pair number (`qp_num`).
     public let number: UInt32
-    let handle: Mutex<IBVerbsHandle<ibv_qp>?>
+    let handle: LockedValue<IBVerbsHandle<ibv_qp>?>
 
     /// Packet sequence numbers both directions start at.
     static let initialPSN: UInt32 = 0
@@ -65,7 +65,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
             maxSendSGEs: Int(initial.cap.max_send_sge), maxReceiveSGEs: Int(initial.cap.max_recv_sge),
             maxInlineData: Int(initial.cap.max_inline_data), signalsAll: capabilities.signalsAll)
         self.number = qp.pointee.qp_num
-        self.handle = Mutex(IBVerbsHandle(qp))
+        self.handle = LockedValue(IBVerbsHandle(qp))
     }
 
     /// The number and the device's source GID.

@@ -1,4 +1,4 @@
-import IterExtract
+import Locking
 import Verbs
 
 /// An RDMA device simulated in process, exactly: the embedded default backend.

@@ -1,5 +1,6 @@
 import Glibc
 import IterExtract
+import Locking
 import RDMASGE
 import Synchronization
 import Testing

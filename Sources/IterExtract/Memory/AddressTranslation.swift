@@ -1,4 +1,5 @@
 import Synchronization
+import Locking
 
 /// Translates virtual addresses to the pages behind them.
 ///

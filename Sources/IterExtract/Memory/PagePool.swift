@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
+import Locking
 
 /// A page-aligned arena of memory that hands out folios.
 ///
@@ -33,7 +33,7 @@ public final class PagePool: @unchecked Sendable {
     /// The frame number of the pool's first page.
     public let firstFrame: UInt
     let fileDescriptor: Int32
-    private let state: Mutex<PoolState>
+    private let state: LockedValue<PoolState>
 
     /// Creates a pool of `pageCount` pages.
     ///
@@ -53,7 +53,7 @@ public final class PagePool: @unchecked Sendable {
         self.baseAddress = base
         self.pageCount = pageCount
         self.firstFrame = UInt(bitPattern: base) >> UInt(pageShift)
-        self.state = Mutex(PoolState(pageCount: pageCount, placement: placement))
+        self.state = LockedValue(PoolState(pageCount: pageCount, placement: placement))
     }
 
     /// A shared-memory file with no name, so that ``VirtualMapping`` can map its pages again.

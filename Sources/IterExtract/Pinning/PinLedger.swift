@@ -1,4 +1,5 @@
 import Synchronization
+import Locking
 
 /// The record of every pin taken on user pages.
 ///

@@ -1,4 +1,5 @@
 import IterExtract
+import Locking
 
 /// A memory-region cache: registers memory on a miss, keeps regions that are in use
 /// registered, and deregisters idle ones lazily, least recently used first, when the

@@ -15,11 +15,11 @@ import Darwin
 /// ``withLock(_:)`` hands it out `inout` without the dynamic exclusivity check a
 /// class's stored property costs: the mutex already gives the exclusivity.
 @usableFromInline
-package final class LockedValue<Value>: @unchecked Sendable {
+package final class LockedValue<Value: ~Copyable>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let value: UnsafeMutablePointer<Value>
 
-    package init(_ initial: Value) {
+    package init(_ initial: consuming Value) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
