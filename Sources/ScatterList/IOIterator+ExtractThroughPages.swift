@@ -19,7 +19,7 @@ extension IOIterator {
     /// entries of user-backed iterators as pinned, and leaves no trace on error.
     ///
     /// It keeps the extraction contract of
-    /// ``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``, with
+    /// `IOIterator.extractionLimit(maxSize:capacity:acceptsPipe:)`, with
     /// `maxPages` as its capacity.
     ///
     /// - Throws: ``ScatterListError/iterator(_:)`` for DISCARD and PIPE, a pin limit or

@@ -18,7 +18,7 @@ public enum ScatterListError: Error, Equatable, Sendable, CustomStringConvertibl
     /// The iterator layer refused, with its error unchanged: a kind that cannot be
     /// extracted (DISCARD, PIPE), a PIPE source, a pin limit, a user range that wraps.
     /// The one error strategy of the extraction contract
-    /// (``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``).
+    /// (`IOIterator.extractionLimit(maxSize:capacity:acceptsPipe:)`).
     case iterator(IOIteratorError)
 
     /// What went wrong, in a sentence for logs and error messages.

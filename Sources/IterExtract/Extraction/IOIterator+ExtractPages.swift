@@ -24,7 +24,7 @@ extension IOIterator {
     ///
     /// Keeps the extraction contract stated on
     /// ``extractionLimit(maxSize:capacity:acceptsPipe:)``: `maxSize` is clamped to
-    /// ``count`` and ``maxReadWriteCount``; when it or `maxPages` is 0 the call returns
+    /// `count` and `maxReadWriteCount`; when it or `maxPages` is 0 the call returns
     /// ``PageExtraction/empty``. Per kind:
     /// - UBUF, IOVEC: one user segment per call; the pages are **pinned** in `ledger`
     ///   (release them with ``release(extractedPages:ledger:)``).

@@ -29,8 +29,8 @@ extension IOIterator {
     ///
     /// Appending to an array whose reserved capacity suffices does not allocate.
     /// Keeps the extraction contract stated on
-    /// ``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``:
-    /// `maxSize` is clamped to ``count`` and ``maxReadWriteCount``; when it or
+    /// `IOIterator.extractionLimit(maxSize:capacity:acceptsPipe:)`:
+    /// `maxSize` is clamped to `count` and `maxReadWriteCount`; when it or
     /// `maxSGEs` is 0 the call returns 0 and changes nothing (DISCARD and PIPE are
     /// refused first).
     ///
@@ -40,11 +40,11 @@ extension IOIterator {
     /// - Returns: The bytes described; the iterator advanced by exactly this many.
     /// - Throws: On error the iterator, `sges`, the ledger and every region reference
     ///   are as they were: ``RDMAError/iterator(_:)`` wrapping
-    ///   ``IterExtract/IOIteratorError/notExtractable(_:)`` for DISCARD and for PIPE
+    ///   `IOIteratorError.notExtractable(_:)` for DISCARD and for PIPE
     ///   (a pipe's pages do not exist until data is written into them, so there is no
     ///   memory to receive into; receive into other memory and copy into the pipe),
-    ///   ``IterExtract/IOIteratorError/pipeIsDestinationOnly`` for a PIPE source, or
-    ///   ``IterExtract/IOIteratorError/pinLimitExceeded(requested:available:)``;
+    ///   `IOIteratorError.pipeIsDestinationOnly` for a PIPE source, or
+    ///   `IOIteratorError.pinLimitExceeded(requested:available:)`;
     ///   ``RDMAError/unregisteredMemory(address:)`` for memory no key covers;
     ///   ``RDMAError/accessDenied(address:lkey:missing:)``;
     ///   ``RDMAError/registrationFailed(_:)`` from an MR cache.

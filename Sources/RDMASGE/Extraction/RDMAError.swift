@@ -8,7 +8,7 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The iterator layer refused, with its error unchanged: a kind that cannot be
     /// extracted (DISCARD, PIPE), a PIPE source, a pin limit. The one error strategy
     /// of the extraction contract
-    /// (``IterExtract/IOIterator/extractionLimit(maxSize:capacity:acceptsPipe:)``).
+    /// (`IOIterator.extractionLimit(maxSize:capacity:acceptsPipe:)`).
     case iterator(IOIteratorError)
     /// No key covers the byte at this address.
     case unregisteredMemory(address: UInt)
@@ -19,7 +19,7 @@ public enum RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
     case zeroLength(address: UInt)
     /// A range given to a key resolver or MR cache that wraps around the address space.
     /// (An iterator's ranges are checked when it is made, with the iterator's own
-    /// ``IterExtract/IOIteratorError/addressOverflow(address:length:)``.)
+    /// `IOIteratorError.addressOverflow(address:length:)`.)
     case addressOverflow(address: UInt, length: Int)
     /// A region that overlaps one already in a ``RegionTable``.
     case overlappingRegion(address: UInt, length: Int)
