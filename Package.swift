@@ -64,6 +64,7 @@ let package = Package(
                 "ScatterList",
                 "RDMASGE",
                 "SoftVerbs",
+                "TestKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/IterExtractCLI"
@@ -75,7 +76,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RDMAEndToEnd",
-            dependencies: ["IterExtract", "ScatterList", "RDMASGE", "SoftVerbs", "IBVerbs"],
+            dependencies: ["IterExtract", "ScatterList", "RDMASGE", "SoftVerbs", "IBVerbs", "TestKit"],
             path: "Examples/RDMAEndToEnd"
         ),
         .target(
@@ -90,7 +91,9 @@ let package = Package(
             ],
             path: "Examples/SMBDirectSend"
         ),
-        // Shared by the test targets: the kernel's KUnit fixtures and the reference model.
+        // Shared by the tests, the examples and (through a link, being another package) the
+        // benchmarks: the kernel's KUnit fixtures, iterator memory of every kind and the
+        // reference model. Not a product, so none of it is library API.
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
         .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),

@@ -18,6 +18,9 @@ let package = Package(
     targets: [
         // The hand-written C lower bound, compiled with -O2.
         .target(name: "CBaseline", cSettings: [.unsafeFlags(["-O2"])]),
+        // The parent's TestKit (iterator memory of every kind, the KUnit buffer), through a
+        // link: it is no product of the parent, so that it stays out of the library API.
+        .target(name: "TestKit", dependencies: [.product(name: "IterExtract", package: parentIdentity)]),
         .executableTarget(
             name: "ExtractionBenchmarks",
             dependencies: [
@@ -27,6 +30,7 @@ let package = Package(
                 .product(name: "RDMASGE", package: parentIdentity),
                 .product(name: "SoftVerbs", package: parentIdentity),
                 "CBaseline",
+                "TestKit",
             ],
             path: "Benchmarks/ExtractionBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

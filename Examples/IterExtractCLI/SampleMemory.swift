@@ -1,22 +1,19 @@
 import Foundation
 import IterExtract
+import TestKit
 
 /// The memory the demo describes: a pool whose pages are handed out in swapped
 /// halves and mapped virtually contiguously (as the kernel's own tests arrange
-/// them), or a file read into a page cache. It owns every segment array, so the
-/// iterator it makes stays valid for as long as the sample lives.
+/// them), or a file read into a page cache. Its ``IteratorMemory`` owns every segment
+/// array, so the iterator it makes stays valid for as long as the sample lives.
 final class SampleMemory {
     let pool: PagePool
     let mapping: VirtualMapping
     let kind: IOIteratorKind
     let direction: IODirection
-    private var segments: UnsafeMutableBufferPointer<iovec>?
-    private var bioVecs: UnsafeMutableBufferPointer<BioVec>?
-    private var cache: PageCache?
-    private var queue: FolioQueue?
+    /// The sample as `kind` describes it (none for PIPE and DISCARD).
+    private var memory: IteratorMemory?
     private(set) var byteCount = 0
-    /// Where the XARRAY iterator starts in the page cache.
-    private var startOffset = 0
 
     /// Sample memory of `pages` pages for `kind`.
     init(kind: IOIteratorKind, direction: IODirection, pages: Int) throws {
@@ -29,26 +26,29 @@ final class SampleMemory {
         let size = pages * pageSize
         for i in 0..<size { mapping.bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
         switch kind {
-        case .ubuf, .discard, .pipe:
+        case .discard, .pipe:
             byteCount = size - 200
+        case .ubuf:
+            byteCount = size - 200
+            memory = IteratorMemory(pool: pool, mapping: mapping,
+                                    userBuffer: MemoryRange(address: UInt(bitPattern: base) + 100, length: byteCount))
         case .iovec, .kvec:
             // Unaligned pieces, an empty one, and two that touch.
             let cuts = [(100, size / 4), (size / 4, size / 4), (size / 4, size / 2), (size / 2 + 300, size - 5)]
-            segments = .allocate(capacity: cuts.count)
-            for (i, cut) in cuts.enumerated() {
-                segments![i] = iovec(iov_base: base + cut.0, iov_len: cut.1 - cut.0)
-                byteCount += cut.1 - cut.0
-            }
+            let segments = cuts.map { MemoryRange(address: UInt(bitPattern: base + $0.0), length: $0.1 - $0.0) }
+            byteCount = segments.reduce(0) { $0 + $1.length }
+            memory = IteratorMemory(pool: pool, mapping: mapping, segments: segments)
         case .bvec:
-            bioVecs = .allocate(capacity: pages)
-            for (i, page) in buffer.enumerated() {
+            let bioVecs = buffer.enumerated().map { i, page in
                 let offset = i == 0 ? 100 : 0
-                bioVecs![i] = BioVec(page: page, offset: offset, length: pageSize - offset - (i == pages - 1 ? 5 : 0))
-                byteCount += bioVecs![i].length
+                return BioVec(page: page, offset: offset, length: pageSize - offset - (i == pages - 1 ? 5 : 0))
             }
+            byteCount = bioVecs.reduce(0) { $0 + $1.length }
+            memory = IteratorMemory(pool: pool, mapping: mapping, bioVecs: bioVecs)
         case .folioq:
-            queue = FolioQueue.chain(of: buffer.map { Folio(head: $0, order: 0) }, segmentCapacity: 8)
             byteCount = size - 100
+            let queue = FolioQueue.chain(of: buffer.map { Folio(head: $0, order: 0) }, segmentCapacity: 8)
+            memory = IteratorMemory(pool: pool, mapping: mapping, folioQueue: (queue, 100, byteCount))
         case .xarray:
             let cache = PageCache()
             var index = 0
@@ -58,9 +58,8 @@ final class SampleMemory {
                 try cache.insert(folio, at: index)
                 index += 1 << order
             }
-            self.cache = cache
-            startOffset = 100
             byteCount = size - 105
+            memory = IteratorMemory(pool: pool, mapping: mapping, pageCache: (cache, 100, byteCount))
         }
     }
 
@@ -87,26 +86,16 @@ final class SampleMemory {
             try cache.insert(folio, at: index)
             index += 1 << order
         }
-        self.cache = cache
         byteCount = data.count
-    }
-
-    deinit {
-        segments?.deallocate()
-        bioVecs?.deallocate()
+        memory = IteratorMemory(pool: pool, mapping: mapping, pageCache: (cache, 0, byteCount))
     }
 
     /// A fresh iterator over the sample.
     func makeIterator(pipe: PagePipe?) throws -> IOIterator {
         switch kind {
-        case .ubuf: try IOIterator(ubufAt: UInt(bitPattern: mapping.baseAddress) + 100, count: byteCount, direction: direction)
-        case .iovec: try IOIterator(iovecs: UnsafeBufferPointer(segments!), direction: direction)
-        case .kvec: try IOIterator(kvecs: UnsafeBufferPointer(segments!), direction: direction)
-        case .bvec: try IOIterator(bvecs: UnsafeBufferPointer(bioVecs!), direction: direction)
-        case .xarray: try IOIterator(pageCache: cache!, position: startOffset, count: byteCount, direction: direction)
-        case .folioq: IOIterator(folioQueue: queue!, offset: 100, count: byteCount, direction: direction)
         case .pipe: try IOIterator(pipe: pipe!, count: byteCount, direction: direction)
         case .discard: IOIterator(discarding: byteCount)
+        default: try memory!.makeIterator(kind, direction)
         }
     }
 }

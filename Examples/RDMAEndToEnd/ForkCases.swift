@@ -1,6 +1,7 @@
 #if RDMA
 import Glibc
 import RDMASGE
+import TestKit
 import IBVerbs
 
 /// Fork safety of registered private memory on a libibverbs device: an RDMA READ
@@ -11,7 +12,7 @@ import IBVerbs
 struct ForkCases {
     let device: IBVerbs
     let domain: IBVerbsProtectionDomain
-    let peer: TestMemory
+    let peer: WholeBuffer
     static let size = 1 << 20
 
     enum Direction: String { case read = "RDMA READ into", write = "RDMA WRITE from" }

@@ -2,6 +2,7 @@
 import Glibc
 import IterExtract
 import RDMASGE
+import TestKit
 import SoftVerbs
 import IBVerbs
 
@@ -11,8 +12,8 @@ struct Suite {
     let report = Report()
     let device: IBVerbs
     let soft = SoftVerbs()
-    let source: TestMemory
-    let target: TestMemory
+    let source: WholeBuffer
+    let target: WholeBuffer
     let address: String?
     let volume: Int
     let referenceLog: String
@@ -22,8 +23,8 @@ struct Suite {
         report.check(deviceName.map(names.contains) ?? !names.isEmpty,
                      "device \(deviceName ?? "any") among \(names.count) RDMA device(s): \(names)")
         device = try IBVerbs(name: deviceName)
-        source = try TestMemory()
-        target = try TestMemory()
+        source = try WholeBuffer(pages: KUnit.bufferPages)
+        target = try WholeBuffer(pages: KUnit.bufferPages)
         self.address = address
         self.volume = volume
         self.referenceLog = referenceLog
@@ -73,7 +74,7 @@ struct Suite {
         let softBuffers = try Buffers(domain: softDomain, source: source, target: target)
         let ibRig = try Rig(device: device, domain: ib)
         let softRig = try Rig(device: soft, domain: softDomain)
-        for (k, kind) in TestMemory.kinds.enumerated() {
+        for (k, kind) in WholeBuffer.kinds.enumerated() {
             for (o, operation) in KindTransfers<SoftVerbs>.Operation.allCases.enumerated() {
                 let seed = UInt64(k * 8 + o + 1)
                 let name = "\(kind) \(operation.rawValue) 1 MiB"

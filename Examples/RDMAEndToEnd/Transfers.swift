@@ -1,19 +1,20 @@
 #if RDMA
 import IterExtract
 import RDMASGE
+import TestKit
 
 /// The two 1 MiB buffers of a transfer scenario, with what a backend needs to use
 /// them: an MR cache per buffer (for the SGEs extraction builds) and one region per
 /// buffer that a peer may read and write (for RDMA READ and WRITE).
 final class Buffers<Domain: ProtectionDomain> {
-    let source: TestMemory
-    let target: TestMemory
+    let source: WholeBuffer
+    let target: WholeBuffer
     let sourceKeys: MRCache<Domain>
     let targetKeys: MRCache<Domain>
     let sourceRegion: Domain.Region
     let targetRegion: Domain.Region
 
-    init(domain: Domain, source: TestMemory, target: TestMemory) throws {
+    init(domain: Domain, source: WholeBuffer, target: WholeBuffer) throws {
         self.source = source
         self.target = target
         sourceKeys = MRCache(domain: domain, access: .localWrite)

@@ -2,6 +2,7 @@ import Glibc
 import IterExtract
 import RDMASGE
 import Synchronization
+import TestKit
 import Testing
 
 /// A region table that counts its lookups and, when `retainsRegions`, the references

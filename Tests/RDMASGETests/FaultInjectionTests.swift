@@ -175,30 +175,20 @@ final class FaultMemory: @unchecked Sendable {
 
     let pool: PagePool
     let remote: PlainBuffer
-    let iovecs: UnsafeMutableBufferPointer<iovec>
-    let bioVecs: UnsafeMutableBufferPointer<BioVec>
+    /// The segments as IOVEC, KVEC and BVEC describe them.
+    let memory: IteratorMemory
     let total: Int
 
     init(seed: UInt64) {
         pool = try! PagePool(pageCount: 40)
         remote = PlainBuffer(pages: 32)
-        iovecs = .allocate(capacity: Self.segmentLayout.count)
-        bioVecs = .allocate(capacity: Self.segmentLayout.count)
         let base = UInt(bitPattern: pool.baseAddress)
-        for (i, segment) in Self.segmentLayout.enumerated() {
-            let address = base + UInt(segment.offset)
-            iovecs[i] = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: address), iov_len: segment.length)
-            bioVecs[i] = BioVec(page: Page(frame: address >> 12), offset: Int(address & pageMask), length: segment.length)
-        }
+        let ranges = Self.segmentLayout.map { MemoryRange(address: base + UInt($0.offset), length: $0.length) }
+        memory = IteratorMemory(pool: pool, segments: ranges, bioVecs: ranges.map(IteratorMemory.bioVec(over:)))
         total = Self.segmentLayout.reduce(0) { $0 + $1.length }
         precondition(Self.remoteOffset + total + 1000 <= remote.bytes.count)
         fillRandom(localBytes, seed: seed)
         fillRandom(remote.bytes, seed: seed &+ 0x9E37_79B9)
-    }
-
-    deinit {
-        iovecs.deallocate()
-        bioVecs.deallocate()
     }
 
     var localBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pool.baseAddress, count: pool.byteCount) }
@@ -210,14 +200,7 @@ final class FaultMemory: @unchecked Sendable {
     }
 
     /// The fixture made the memory, so making the iterator cannot throw.
-    func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator {
-        switch kind {
-        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: direction)
-        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(iovecs), direction: direction)
-        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
-        default: preconditionFailure("no fault-injection fixture for \(kind)")
-        }
-    }
+    func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator { memory.iterator(kind, direction) }
 
     /// Both memories, as they are now.
     func snapshot() -> (local: [UInt8], remote: [UInt8]) { (Array(localBytes), Array(remote.bytes)) }

@@ -4,58 +4,6 @@ import RDMASGE
 import TestKit
 import SoftVerbs
 
-/// A 1 MiB KUnit buffer (pages swapped in halves, mapped contiguously) and iterators
-/// of every memory kind over all of it, in buffer order.
-final class WholeBuffer: @unchecked Sendable {
-    static let kinds: [IOIteratorKind] = [.ubuf, .iovec, .kvec, .bvec, .xarray, .folioq]
-    static let segmentSize = 64 << 10
-
-    let buffer = KUnitBuffer()
-    let segments: UnsafeMutableBufferPointer<iovec>
-    let bioVecs: UnsafeMutableBufferPointer<BioVec>
-    let cache: PageCache
-    let queue: FolioQueue
-
-    init() {
-        let count = buffer.count / WholeBuffer.segmentSize
-        segments = .allocate(capacity: count)
-        for i in 0..<count {
-            segments[i] = iovec(iov_base: buffer.bytes.baseAddress! + i * WholeBuffer.segmentSize, iov_len: WholeBuffer.segmentSize)
-        }
-        bioVecs = .allocate(capacity: buffer.pages.count)
-        for (i, page) in buffer.pages.enumerated() { bioVecs[i] = BioVec(page: page, offset: 0, length: pageSize) }
-        cache = buffer.pageCache()
-        queue = buffer.folioQueue()
-    }
-
-    deinit {
-        segments.deallocate()
-        bioVecs.deallocate()
-    }
-
-    var count: Int { buffer.count }
-    /// The virtually contiguous view (UBUF, IOVEC, KVEC memory).
-    var mappingRange: Range<UInt> {
-        let start = UInt(bitPattern: buffer.bytes.baseAddress)
-        return start..<start + UInt(buffer.count)
-    }
-    /// The pool's direct view (BVEC, XARRAY, FOLIOQ memory).
-    var poolRange: Range<UInt> { buffer.pool.addressRange }
-
-    /// The fixture made the memory, so making the iterator cannot throw.
-    func iterator(_ kind: IOIteratorKind, _ direction: IODirection) -> IOIterator {
-        switch kind {
-        case .ubuf: try! IOIterator(ubufAt: mappingRange.lowerBound, count: count, direction: direction)
-        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(segments), direction: direction)
-        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(segments), direction: direction)
-        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bioVecs), direction: direction)
-        case .xarray: try! IOIterator(pageCache: cache, position: 0, count: count, direction: direction)
-        case .folioq: IOIterator(folioQueue: queue, count: count, direction: direction)
-        default: preconditionFailure("no memory for \(kind)")
-        }
-    }
-}
-
 /// A SoftVerbs device with one domain and two connected queue pairs, each with its
 /// own completion queue.
 final class VerbsPair: @unchecked Sendable {

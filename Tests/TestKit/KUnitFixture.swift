@@ -35,11 +35,17 @@ public final class KUnitBuffer: @unchecked Sendable {
     public let pages: [Page]
     public let mapping: VirtualMapping
 
-    public init(pageCount: Int = KUnit.bufferPages) {
-        pool = try! PagePool(pageCount: pageCount)
-        pages = try! pool.allocatePages(count: pageCount, arrangement: .swappedHalves)
-        mapping = try! VirtualMapping(pages: pages, of: pool)
+    /// A buffer of `pageCount` pages from a pool of its own.
+    ///
+    /// - Throws: ``MemoryError`` when the pool or the mapping cannot be made.
+    public init(pages pageCount: Int) throws(MemoryError) {
+        pool = try PagePool(pageCount: pageCount)
+        pages = try pool.allocatePages(count: pageCount, arrangement: .swappedHalves)
+        mapping = try VirtualMapping(pages: pages, of: pool)
     }
+
+    /// The KUnit tests' 1 MiB buffer. The pool is the fixture's own, so making it cannot fail.
+    public convenience init() { try! self.init(pages: KUnit.bufferPages) }
 
     /// The buffer's bytes (the virtually contiguous view).
     public var bytes: UnsafeMutableRawBufferPointer { mapping.bytes }
@@ -89,9 +95,14 @@ public final class KUnitBuffer: @unchecked Sendable {
     }
 
     /// A page cache with page `i` of the buffer at index `i`.
-    public func pageCache() -> PageCache {
+    public func pageCache() -> PageCache { try! makePageCache() }
+
+    /// A page cache with page `i` of the buffer at index `i`.
+    ///
+    /// - Throws: what ``PageCache/insert(_:at:)`` throws.
+    public func makePageCache() throws(MemoryError) -> PageCache {
         let cache = PageCache()
-        for (i, page) in pages.enumerated() { try! cache.insert(Folio(head: page, order: 0), at: i) }
+        for (i, page) in pages.enumerated() { try cache.insert(Folio(head: page, order: 0), at: i) }
         return cache
     }
 

@@ -6,19 +6,15 @@ import IterExtract
 /// it must outlive every iterator made from it.
 public final class RandomIterator: @unchecked Sendable, CustomStringConvertible {
     /// The kinds that describe memory and can be generated.
-    public static let kinds: [IOIteratorKind] = [.ubuf, .iovec, .kvec, .bvec, .xarray, .folioq]
+    public static let kinds = IteratorMemory.kinds
 
     public let kind: IOIteratorKind
     public let direction: IODirection
     public let seed: UInt64
     public let pool: PagePool
     public private(set) var ranges: [MemoryRange] = []
-    private var iovecs: UnsafeMutableBufferPointer<iovec>?
-    private var bvecs: UnsafeMutableBufferPointer<BioVec>?
-    private var cache: PageCache?
-    private var queue: FolioQueue?
-    private var queueOffset = 0
-    private var cachePosition = 0
+    /// The descriptions of ``ranges`` by ``kind``.
+    private var memory: IteratorMemory!
     private var random: SplitMix64
 
     /// Creates a random iterator description of `kind` from `seed`.
@@ -33,20 +29,13 @@ public final class RandomIterator: @unchecked Sendable, CustomStringConvertible 
         case .ubuf:
             let range = randomPiece(maxOrder: 4)
             ranges = [range]
+            memory = IteratorMemory(pool: pool, userBuffer: range)
         case .iovec, .kvec:
-            let segments = makeSegmentRanges(count: Int.random(in: 1...maxSegments, using: &random))
-            ranges = segments
-            iovecs = .allocate(capacity: segments.count)
-            for (i, range) in segments.enumerated() {
-                iovecs![i] = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: range.address), iov_len: range.length)
-            }
+            ranges = makeSegmentRanges(count: Int.random(in: 1...maxSegments, using: &random))
+            memory = IteratorMemory(pool: pool, segments: ranges)
         case .bvec:
-            let segments = makeSegmentRanges(count: Int.random(in: 1...maxSegments, using: &random))
-            ranges = segments
-            bvecs = .allocate(capacity: segments.count)
-            for (i, range) in segments.enumerated() {
-                bvecs![i] = BioVec(page: Page(frame: range.address >> 12), offset: range.pageOffset, length: range.length)
-            }
+            ranges = makeSegmentRanges(count: Int.random(in: 1...maxSegments, using: &random))
+            memory = IteratorMemory(pool: pool, bioVecs: ranges.map(IteratorMemory.bioVec(over:)))
         case .xarray:
             let cache = PageCache()
             var index = Int.random(in: 0...3, using: &random) * 512
@@ -62,33 +51,29 @@ public final class RandomIterator: @unchecked Sendable, CustomStringConvertible 
             }
             // Only the run of folios with no hole between them is the iterator's memory.
             let first = folios[0]
-            cachePosition = first.0 * pageSize + Int.random(in: 0..<first.1.size, using: &random)
+            let position = first.0 * pageSize + Int.random(in: 0..<first.1.size, using: &random)
             ranges = folios.enumerated().map { i, entry in
-                let skip = i == 0 ? cachePosition - first.0 * pageSize : 0
+                let skip = i == 0 ? position - first.0 * pageSize : 0
                 return MemoryRange(address: entry.1.address + UInt(skip), length: entry.1.size - skip)
             }
-            self.cache = cache
+            memory = IteratorMemory(pool: pool, pageCache: (cache, position, ranges.reduce(0) { $0 + $1.length }))
         case .folioq:
             let folios = (0..<Int.random(in: 1...maxSegments, using: &random)).map { _ in
                 try! pool.allocateFolio(order: Int.random(in: 0...3, using: &random))
             }
-            queue = FolioQueue.chain(of: folios, segmentCapacity: Int.random(in: 1...5, using: &random))
-            queueOffset = Int.random(in: 0..<folios[0].size, using: &random)
+            let queue = FolioQueue.chain(of: folios, segmentCapacity: Int.random(in: 1...5, using: &random))
+            let offset = Int.random(in: 0..<folios[0].size, using: &random)
             ranges = folios.enumerated().map { i, folio in
-                let skip = i == 0 ? queueOffset : 0
+                let skip = i == 0 ? offset : 0
                 return MemoryRange(address: folio.address + UInt(skip), length: folio.size - skip)
             }
+            memory = IteratorMemory(pool: pool, folioQueue: (queue, offset, ranges.reduce(0) { $0 + $1.length }))
         default:
             preconditionFailure()
         }
         for range in ranges {
             for i in 0..<range.length { range.bytes[i] = UInt8.random(in: 0...255, using: &random) }
         }
-    }
-
-    deinit {
-        iovecs?.deallocate()
-        bvecs?.deallocate()
     }
 
     /// The total number of bytes described.
@@ -98,17 +83,7 @@ public final class RandomIterator: @unchecked Sendable, CustomStringConvertible 
     public var model: ReferenceModel { ReferenceModel(ranges: ranges) }
 
     /// A fresh iterator at the start. The fixture made the memory, so the iterator is valid and making it cannot throw.
-    public func makeIterator() -> IOIterator {
-        switch kind {
-        case .ubuf: try! IOIterator(ubufAt: ranges[0].address, count: ranges[0].length, direction: direction)
-        case .iovec: try! IOIterator(iovecs: UnsafeBufferPointer(iovecs!), direction: direction)
-        case .kvec: try! IOIterator(kvecs: UnsafeBufferPointer(iovecs!), direction: direction)
-        case .bvec: try! IOIterator(bvecs: UnsafeBufferPointer(bvecs!), direction: direction)
-        case .xarray: try! IOIterator(pageCache: cache!, position: cachePosition, count: totalCount, direction: direction)
-        case .folioq: IOIterator(folioQueue: queue!, offset: queueOffset, count: totalCount, direction: direction)
-        default: preconditionFailure()
-        }
-    }
+    public func makeIterator() -> IOIterator { memory.iterator(kind, direction) }
 
     /// A random number from the fixture's generator (for tests' own choices).
     public func next(in range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &random) }
