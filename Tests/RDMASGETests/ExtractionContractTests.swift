@@ -1,6 +1,5 @@
 import Glibc
-// The internal initializer makes the one iterator no public API can: a PIPE source.
-@testable import IterExtract
+import IterExtract
 import RDMASGE
 import ScatterList
 import TestKit
@@ -125,7 +124,7 @@ enum ContractCase: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .discard, .discardZeroMaxSize, .discardZeroCapacity: IOIterator(discarding: 100)
         case .emptyDiscard: IOIterator(discarding: 0)
         case .pipeSource:
-            IOIterator(kind: .pipe, direction: .source, count: 100, object: fixture.pipe, slot: fixture.pipe.head)
+            IOIterator.pipeSourceForTesting(fixture.pipe, count: 100)
         case .maxReadWriteCountClamp: try! IOIterator(bvecs: UnsafeBufferPointer(fixture.hugeBioVec), direction: .source)
         }
     }

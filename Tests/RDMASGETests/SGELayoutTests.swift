@@ -1,6 +1,6 @@
 import IterExtract
 import Testing
-@testable import RDMASGE
+import RDMASGE
 import IBVerbs
 
 @Suite("SGE layout")

@@ -73,3 +73,10 @@ func send(_ prefix: [UInt8], payload: [UInt8], on connection: SMBDirectConnectio
         }
     }
 }
+
+/// Negotiates, sets up an anonymous session and connects to the in-process server's share.
+func connectShare<Device: VerbsDevice>(_ smb: SMB2Loopback<Device>) throws {
+    try smb.client.negotiate()
+    try smb.client.setUpAnonymousSession()
+    try smb.client.connectTree("\\\\localhost\\share")
+}

@@ -1,7 +1,7 @@
 import Glibc
 import IterExtract
 import RDMASGE
-@testable import SMBDirect
+import SMBDirect
 import SMBDirectSend
 import Testing
 import SoftVerbs
@@ -18,9 +18,7 @@ struct SMB2BadInputTests {
 
         init() throws {
             smb = try SMB2Loopback(device: SoftVerbs(), root: directory.path)
-            try smb.client.negotiate()
-            try smb.client.setUpAnonymousSession()
-            try smb.client.connectTree("\\\\localhost\\share")
+            try connectShare(smb)
             file = try smb.client.create("file")
         }
 
@@ -154,23 +152,18 @@ struct SMB2BadInputTests {
             }
         }
 
-        /// A response to `header` with `status` and `body`.
-        static func response(to header: SMB2Header, status: NTStatus = .success,
-                             body: (inout SMB2MessageWriter) -> Void) -> [UInt8] {
-            var writer = SMB2MessageWriter()
+        /// The header of a successful response to `header`.
+        static func responseHeader(to header: SMB2Header) -> SMB2Header {
             SMB2Header(command: header.command, creditCharge: header.creditCharge, credits: 16, messageID: header.messageID,
-                       status: status, flags: SMB2Header.responseFlag, treeID: header.treeID,
-                       sessionID: header.sessionID).encode(into: &writer)
-            body(&writer)
-            return writer.bytes
+                       status: .success, flags: SMB2Header.responseFlag, treeID: header.treeID, sessionID: header.sessionID)
         }
     }
 
     @Test("a WRITE response counting more bytes than the request carried is a protocol error", arguments: [100, 8192])
     func overlongWriteCount(length: Int) throws {
         let server = try ScriptedServer { header, request in
-            let written = (try? SMB2WriteRequest(decoding: request, maxTransferSize: 1 << 20).length) ?? 0
-            return ScriptedServer.response(to: header) { SMB2WriteResponse(count: written + 1).encode(into: &$0) }
+            let written = SMB2Header.writeRequestLengthForTesting(request, maxTransferSize: 1 << 20) ?? 0
+            return ScriptedServer.responseHeader(to: header).writeResponseForTesting(count: written + 1)
         }
         let file = SMB2FileID(persistent: 1, volatile: 1)
         _ = IOIterator.withSource(randomBytes(length, seed: 3)) { iterator in

@@ -1,7 +1,7 @@
 import Glibc
 import IterExtract
 import RDMASGE
-@testable import SMBDirect
+import SMBDirect
 import Testing
 import SoftVerbs
 
@@ -75,8 +75,9 @@ func arm<Device: VerbsDevice>(_ fault: SMBDirectFault, device: SoftVerbs, transp
 /// Checks that a connection that ended has every work request accounted for.
 func expectNothingInFlight<Domain: ProtectionDomain>(_ connection: SMBDirectConnection<Domain>, _ side: String,
                                                      sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(connection.sendsInFlight == 0 && connection.receivesInFlight == 0 && connection.rdmaInFlight == 0,
-            "\(side): \(connection.sendsInFlight) sends, \(connection.receivesInFlight) receives, \(connection.rdmaInFlight) RDMA operations never completed",
+    let inFlight = connection.workRequestsInFlightForTesting
+    #expect(inFlight.sends == 0 && inFlight.receives == 0 && inFlight.rdma == 0,
+            "\(side): \(inFlight.sends) sends, \(inFlight.receives) receives, \(inFlight.rdma) RDMA operations never completed",
             sourceLocation: sourceLocation)
 }
 
@@ -151,9 +152,7 @@ struct SMBDirectFaultTests {
         defer { directory.remove() }
         let device = SoftVerbs()
         let smb = try SMB2Loopback(device: device, root: directory.path)
-        try smb.client.negotiate()
-        try smb.client.setUpAnonymousSession()
-        try smb.client.connectTree("\\\\localhost\\share")
+        try connectShare(smb)
         let file = try smb.client.create("big")
         let payload = randomBytes(8 << 20, seed: 6)
         let original = payload

@@ -34,9 +34,7 @@ struct ShutdownTests {
         defer { directory.remove() }
         let device = SoftVerbs()
         let smb = try SMB2Loopback(device: device, root: directory.path)
-        try smb.client.negotiate()
-        try smb.client.setUpAnonymousSession()
-        try smb.client.connectTree("\\\\localhost\\share")
+        try connectShare(smb)
         let file = try smb.client.create("big")
         let payload = randomBytes(8 << 20, seed: 5)
         device.inject(.completion(nth: 10, status: .remoteAccessError))

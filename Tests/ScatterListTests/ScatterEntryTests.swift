@@ -1,6 +1,6 @@
 import IterExtract
 import Testing
-@testable import ScatterList
+import ScatterList
 
 @Suite("ScatterEntry")
 struct ScatterEntryTests {
