@@ -59,7 +59,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     public let limits: Limits
     /// Whether lookups may reuse regions.
     public let isEnabled: Bool
-    private let state: LockedValue<MRCacheIndex>
+    private let state: LockedValue<MRCacheIndex<Domain.Region>>
     /// The index's lock-free front, held here so that a hit reaches it without the lock.
     private let lookaside: MRCacheLookaside
 
@@ -69,7 +69,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         self.access = access
         self.limits = limits
         self.isEnabled = isEnabled
-        let index = MRCacheIndex(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes)
+        let index = MRCacheIndex<Domain.Region>(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes)
         lookaside = index.lookaside
         state = LockedValue(index)
     }
@@ -96,7 +96,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
 
     /// The region with `lkey`, if it is registered (for its rkey, to expose it to a peer).
     public func region(lkey: UInt32) -> Domain.Region? {
-        state.withLock { $0.region(lkey: lkey) }.map { unsafeDowncast($0, to: Domain.Region.self) }
+        state.withLock { $0.region(lkey: lkey) }
     }
 
     /// Finds a cached region that covers the first byte of `range` and allows `access`, or
@@ -157,7 +157,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     /// the result stays within the device's region size. First takes back a hit the
     /// lookaside counted on `stale` while its entry changed.
     private func resolveUnderLock(_ range: MemoryRange, retaining: Bool, undoing stale: MRCacheRegionRecord?) throws(RDMAError) -> KeyResolution {
-        var dropped: [AnyObject] = []
+        var dropped: [Domain.Region] = []
         defer { deregister(dropped) }
         return try state.withLock { (index) throws(RDMAError) -> KeyResolution in
             if let stale { dropped = index.undoStaleHit(stale, retaining: retaining) }
@@ -186,7 +186,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
 
     /// Deregisters regions the cache dropped, outside the lock. A region the backend
     /// refuses to deregister is forgotten all the same: the cache never hands it out again.
-    private func deregister(_ regions: [AnyObject]) {
-        for region in regions { try? unsafeDowncast(region, to: Domain.Region.self).deregister() }
+    private func deregister(_ regions: [Domain.Region]) {
+        for region in regions { try? region.deregister() }
     }
 }

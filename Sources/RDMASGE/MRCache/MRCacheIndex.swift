@@ -1,8 +1,8 @@
 import IterExtract
 
 /// The bookkeeping of an ``MRCache`` that changes only under its lock, kept apart from
-/// the protection domain's types so that it runs as plain, specialized code: no
-/// dictionary, no generic witness calls, no allocation on a hit.
+/// the protection domain so that it runs as plain code: no dictionary, no witness calls
+/// (it knows the regions' type, `Region`, but never calls them), no allocation on a hit.
 ///
 /// Regions live in slots of a slab (`slots`, with a free list): a slot's number never
 /// changes while its region is registered. Reusable regions are also listed, sorted by
@@ -10,10 +10,10 @@ import IterExtract
 /// `keys` maps an lkey to its slot. What hits and releases change without the lock
 /// (references, hits, retirement, last use) is in each slot's ``MRCacheRegionRecord``;
 /// the index keeps the ``MRCacheLookaside`` hit table pointing only at live regions and
-/// remembers which slot each entry names. The regions themselves are held as
-/// `AnyObject` and given back to the cache, which knows their type, to be deregistered
-/// outside the lock.
-struct MRCacheIndex {
+/// remembers which slot each entry names. The regions themselves are only held, never
+/// called (so being generic over their type costs nothing but the `regions` array's
+/// element type), and given back to the cache to be deregistered outside the lock.
+struct MRCacheIndex<Region: AnyObject> {
     /// One registered region.
     struct Slot {
         var lkey: UInt32 = 0
@@ -39,7 +39,7 @@ struct MRCacheIndex {
     private let records = MRCacheRegionRecords()
     private let keys = LKeyTable()
     private var slots: [Slot] = []
-    private var regions: [AnyObject?] = []
+    private var regions: [Region?] = []
     private var freeSlots: [Int] = []
     /// Reusable regions by start address.
     private var spans: [Span] = []
@@ -88,7 +88,7 @@ struct MRCacheIndex {
     /// Releases one reference on the region with `lkey`. Returns the regions to
     /// deregister: this one when it went idle and may not be reused, or idle ones
     /// evicted when it went idle over the limits.
-    private mutating func release(lkey: UInt32) -> [AnyObject] {
+    private mutating func release(lkey: UInt32) -> [Region] {
         guard let slot = keys.slot(of: lkey) else {
             preconditionFailure("released lkey 0x\(String(lkey, radix: 16)), which holds no reference in this cache")
         }
@@ -100,7 +100,7 @@ struct MRCacheIndex {
     /// Takes back a hit the lookaside counted on `record` while its entry changed: the
     /// hit off the statistics and, when `retaining`, the reference, with what a release
     /// does. Returns the regions to deregister.
-    mutating func undoStaleHit(_ record: MRCacheRegionRecord, retaining: Bool) -> [AnyObject] {
+    mutating func undoStaleHit(_ record: MRCacheRegionRecord, retaining: Bool) -> [Region] {
         // The hit is in the record's field or, if folded since, in the counters: the sum drops by one either way.
         counters.hits &-= 1
         guard retaining else { return [] }
@@ -112,7 +112,7 @@ struct MRCacheIndex {
     /// Finishes a release of `lkey` the lookaside could not settle alone: releases it
     /// here when the lkey was not in the lookaside, removes the region its last release
     /// closed, or evicts when it went idle over the limits. Returns the regions to deregister.
-    mutating func finish(_ release: MRCacheLookaside.Release, lkey: UInt32) -> [AnyObject] {
+    mutating func finish(_ release: MRCacheLookaside.Release, lkey: UInt32) -> [Region] {
         switch release {
         case .released: []
         case .absent: self.release(lkey: lkey)
@@ -148,11 +148,11 @@ struct MRCacheIndex {
     /// An absorbed region that a lookup without the lock took meanwhile stays, overlapping
     /// the new one.
     mutating func add(
-        _ region: AnyObject, lkey: UInt32, coverage: Range<UInt>, retaining: Bool, isReusable: Bool,
+        _ region: Region, lkey: UInt32, coverage: Range<UInt>, retaining: Bool, isReusable: Bool,
         absorbing absorbed: [Int], lookedUp address: UInt
-    ) -> [AnyObject] {
+    ) -> [Region] {
         counters.registrations += 1
-        var dropped: [AnyObject] = []
+        var dropped: [Region] = []
         for slot in absorbed where records[slot].tryClose() { dropped.append(remove(slot)) }
         let entry = Slot(lkey: lkey, isLive: true, isReusable: isReusable, coverage: coverage)
         let slot: Int
@@ -184,8 +184,8 @@ struct MRCacheIndex {
 
     /// Forgets the regions that overlap `range`: idle ones are removed (and returned, to
     /// deregister), ones in use are retired, never handed out again.
-    mutating func invalidate(_ range: Range<UInt>) -> [AnyObject] {
-        var dropped: [AnyObject] = []
+    mutating func invalidate(_ range: Range<UInt>) -> [Region] {
+        var dropped: [Region] = []
         for slot in slots.indices where slots[slot].isLive && slots[slot].coverage.overlaps(range) {
             switch records[slot].invalidate() {
             case .closed:
@@ -204,8 +204,8 @@ struct MRCacheIndex {
     }
 
     /// Removes every idle region and returns them, to deregister.
-    mutating func flush() -> [AnyObject] {
-        var dropped: [AnyObject] = []
+    mutating func flush() -> [Region] {
+        var dropped: [Region] = []
         for slot in slots.indices where slots[slot].isLive && records[slot].tryClose() {
             dropped.append(remove(slot))
         }
@@ -215,7 +215,7 @@ struct MRCacheIndex {
     // MARK: Queries
 
     /// Every region registered.
-    var allRegions: [AnyObject] { regions.compactMap { $0 } }
+    var allRegions: [Region] { regions.compactMap { $0 } }
 
     /// The counters, with the hits counted on live regions without the lock.
     var statistics: MRCacheStatistics {
@@ -236,7 +236,7 @@ struct MRCacheIndex {
     func coverage(lkey: UInt32) -> Range<UInt>? { keys.slot(of: lkey).map { slots[$0].coverage } }
 
     /// The region with `lkey`, if it is registered.
-    func region(lkey: UInt32) -> AnyObject? { keys.slot(of: lkey).flatMap { regions[$0] } }
+    func region(lkey: UInt32) -> Region? { keys.slot(of: lkey).flatMap { regions[$0] } }
 
     // MARK: Internals
 
@@ -251,15 +251,15 @@ struct MRCacheIndex {
 
     /// What follows a release of the region in `slot`: its removal when the releaser
     /// closed it, eviction when it went idle over the limits.
-    private mutating func settle(_ slot: Int, _ release: MRCacheRegionRecord.Release) -> [AnyObject] {
+    private mutating func settle(_ slot: Int, _ release: MRCacheRegionRecord.Release) -> [Region] {
         if release.closed { return [remove(slot)] }
         return release.wentIdle && isOverLimits ? evictOverLimits(sparing: nil) : []
     }
 
     /// Evicts idle regions, least recently used first, until the cache is within its
     /// limits. `spared` is a region just handed out, which must outlive the lookup that made it.
-    private mutating func evictOverLimits(sparing spared: Int?) -> [AnyObject] {
-        var dropped: [AnyObject] = []
+    private mutating func evictOverLimits(sparing spared: Int?) -> [Region] {
+        var dropped: [Region] = []
         while isOverLimits {
             var victim: Int?
             var victimUse: UInt64 = 0
@@ -329,7 +329,7 @@ struct MRCacheIndex {
 
     /// Takes the region, whose record is closed, out of every structure and returns it,
     /// to deregister. Its lkey and hit-table entries go before the slot can be reused.
-    private mutating func remove(_ slot: Int) -> AnyObject {
+    private mutating func remove(_ slot: Int) -> Region {
         let state = records[slot].state()
         precondition(state.isClosed, "removing a region that is not closed")
         counters.hits += state.hits
