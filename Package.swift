@@ -91,9 +91,9 @@ let package = Package(
             ],
             path: "Examples/SMBDirectSend"
         ),
-        // Shared by the tests, the examples and (through a link, being another package) the
-        // benchmarks: the kernel's KUnit fixtures, iterator memory of every kind and the
-        // reference model. Not a product, so none of it is library API.
+        // Shared by the tests, the examples and the benchmarks (another package: through a
+        // link, as BenchmarkTestKit): the kernel's KUnit fixtures, iterator memory of every
+        // kind and the reference model. Not a product, so none of it is library API.
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
         .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),

@@ -19,8 +19,9 @@ let package = Package(
         // The hand-written C lower bound, compiled with -O2.
         .target(name: "CBaseline", cSettings: [.unsafeFlags(["-O2"])]),
         // The parent's TestKit (iterator memory of every kind, the KUnit buffer), through a
-        // link: it is no product of the parent, so that it stays out of the library API.
-        .target(name: "TestKit", dependencies: [.product(name: "IterExtract", package: parentIdentity)]),
+        // link: it is no product of the parent, so that it stays out of the library API, and
+        // a target name must be unique across the package graph, hence another name here.
+        .target(name: "BenchmarkTestKit", dependencies: [.product(name: "IterExtract", package: parentIdentity)]),
         .executableTarget(
             name: "ExtractionBenchmarks",
             dependencies: [
@@ -30,7 +31,7 @@ let package = Package(
                 .product(name: "RDMASGE", package: parentIdentity),
                 .product(name: "SoftVerbs", package: parentIdentity),
                 "CBaseline",
-                "TestKit",
+                "BenchmarkTestKit",
             ],
             path: "Benchmarks/ExtractionBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

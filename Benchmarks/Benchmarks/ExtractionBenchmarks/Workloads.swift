@@ -1,11 +1,12 @@
 import Glibc
 import IterExtract
-import TestKit
+import BenchmarkTestKit
 
-/// The memory of one benchmark workload, described (by TestKit's ``IteratorMemory``)
-/// once outside the measured region. Sizes follow the benchmark issue: IOVEC of 1, 16,
-/// 256 and 1024 segments of mixed sizes and alignments, BVEC of 256 pages, XARRAY over a
-/// 64 MiB page cache of 2 MiB folios, and KVEC of the kernel's eight KUnit ranges.
+/// The memory of one benchmark workload, described once outside the measured region by
+/// TestKit's `IteratorMemory` (linked in as `BenchmarkTestKit`). Sizes follow the
+/// benchmark issue: IOVEC of 1, 16, 256 and 1024 segments of mixed sizes and alignments,
+/// BVEC of 256 pages, XARRAY over a 64 MiB page cache of 2 MiB folios, and KVEC of the
+/// kernel's eight KUnit ranges.
 final class Workload: @unchecked Sendable {
     let name: String
     let kind: IOIteratorKind
