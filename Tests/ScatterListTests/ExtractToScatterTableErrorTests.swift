@@ -207,13 +207,9 @@ struct ExtractToScatterTableErrorTests {
 
     @Test("XARRAY extraction skips holes and starts the next folio at its beginning")
     func xarrayHoles() throws {
-        let pool = try PagePool(pageCount: 16)
-        let cache = PageCache()
-        let first = try pool.allocateFolio(order: 1)
-        let second = try pool.allocateFolio(order: 0)
-        try cache.insert(first, at: 0)
-        try cache.insert(second, at: 4)
-        var iterator = try IOIterator(pageCache: cache, position: 100, count: 5 * pageSize - 100, direction: .source)
+        let (pool, first, second, start) = try cacheWithHole()
+        defer { withExtendedLifetime(pool) {} }
+        var iterator = start
         let table = ScatterTable()
         let n = try iterator.extract(maxSize: .max, into: table, maxEntries: 8)
         #expect(table.count == 2)
@@ -224,13 +220,9 @@ struct ExtractToScatterTableErrorTests {
 
     @Test("XARRAY extraction one entry per call moves past the hole, never repeating a folio")
     func xarrayHolesAcrossCalls() throws {
-        let pool = try PagePool(pageCount: 16)
-        let cache = PageCache()
-        let first = try pool.allocateFolio(order: 1)
-        let second = try pool.allocateFolio(order: 0)
-        try cache.insert(first, at: 0)
-        try cache.insert(second, at: 4)
-        var iterator = try IOIterator(pageCache: cache, position: 100, count: 5 * pageSize - 100, direction: .source)
+        let (pool, first, second, start) = try cacheWithHole()
+        defer { withExtendedLifetime(pool) {} }
+        var iterator = start
         let table = ScatterTable()
         #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 1) == first.size - 100)
         #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 1) == pageSize)
@@ -250,4 +242,18 @@ struct ExtractToScatterTableErrorTests {
         #expect(try iterator.extract(maxSize: .max, into: table, maxEntries: 8) == pageSize)
         #expect(table.count == 1)
     }
+}
+
+/// A page cache with an order-1 folio at index 0 and an order-0 folio at index 4 (a hole
+/// of two pages between them), and an XARRAY iterator from byte 100 of the first folio
+/// to the end of the second. The pool must outlive the iterator.
+private func cacheWithHole() throws -> (pool: PagePool, first: Folio, second: Folio, iterator: IOIterator) {
+    let pool = try PagePool(pageCount: 16)
+    let cache = PageCache()
+    let first = try pool.allocateFolio(order: 1)
+    let second = try pool.allocateFolio(order: 0)
+    try cache.insert(first, at: 0)
+    try cache.insert(second, at: 4)
+    let iterator = try IOIterator(pageCache: cache, position: 100, count: 5 * pageSize - 100, direction: .source)
+    return (pool, first, second, iterator)
 }

@@ -14,23 +14,10 @@ import IterExtract
 /// called (so being generic over their type costs nothing but the `regions` array's
 /// element type), and given back to the cache to be deregistered outside the lock.
 struct MRCacheIndex<Region: AnyObject> {
-    /// One registered region.
-    struct Slot {
-        var lkey: UInt32 = 0
-        var isLive = false
-        /// Whether lookups may hand the region out (false once invalidated, or when disabled).
-        var isReusable = false
-        var coverage: Range<UInt> = 0..<0
-        /// The hit-table entries that name the region, one bit each.
-        var hitEntries: UInt64 = 0
-    }
-
-    /// A reusable region in the interval index.
-    struct Span {
-        var start: UInt
-        var end: UInt
-        var slot: Int
-    }
+    // Not nested types: nested in this generic struct, they would be generic too, and every
+    // array operation on them unspecialized (slower, and allocating on a locked hit).
+    typealias Slot = MRCacheSlot
+    typealias Span = MRCacheSpan
 
     let maxRegions: Int
     let maxBytes: Int
@@ -346,4 +333,22 @@ struct MRCacheIndex<Region: AnyObject> {
         publishLimits()
         return region
     }
+}
+
+/// One registered region of an ``MRCacheIndex``.
+struct MRCacheSlot {
+    var lkey: UInt32 = 0
+    var isLive = false
+    /// Whether lookups may hand the region out (false once invalidated, or when disabled).
+    var isReusable = false
+    var coverage: Range<UInt> = 0..<0
+    /// The hit-table entries that name the region, one bit each.
+    var hitEntries: UInt64 = 0
+}
+
+/// A reusable region in an ``MRCacheIndex``'s interval index.
+struct MRCacheSpan {
+    var start: UInt
+    var end: UInt
+    var slot: Int
 }
