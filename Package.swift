@@ -42,9 +42,11 @@ let package = Package(
         ),
         // The verbs vocabulary: SGEs, access flags, work requests and completions,
         // errors, and the five protocols every backend implements.
-        .target(name: "Verbs"),
+        // epoll(7) and eventfd(2): headers only, from the C library.
+        .systemLibrary(name: "CEventPoll"),
+        .target(name: "Verbs", dependencies: ["Locking", "CEventPoll"]),
         // The in-process backend, exact to the statuses a device reports.
-        .target(name: "SoftVerbs", dependencies: ["Verbs", "Locking"]),
+        .target(name: "SoftVerbs", dependencies: ["Verbs", "Locking", "CEventPoll"]),
         // libibverbs and librdmacm, with the RDMA trait (empty without it): the only
         // importer of CVerbs.
         .target(

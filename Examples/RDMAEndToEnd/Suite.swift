@@ -54,6 +54,7 @@ struct Suite {
             if let address { try section("rdma_cm") { try connectionManager(ib: ibDomain, address: address) } }
             try section("fork") { try forkCases(ib: ibDomain) }
             try section("throughput") { try throughput(ib: ibDomain) }
+            try section("completion events") { try completionEvents(ib: ibDomain) }
             // dealloc_pd refuses (EBUSY) while any region or queue pair of the domain is left.
             try ibDomain.close()
             try softDomain.close()
@@ -216,6 +217,45 @@ struct Suite {
         } else {
             Report.say("INFO: no ib_write_bw result in \(referenceLog) (run-e2e --perf writes it), no ratio")
         }
+    }
+
+    /// Completion channels on the device: a late completion awaited with events costs
+    /// (almost) no CPU where polling burns a core; SEND ping-pong latency with events
+    /// and with polling (compare the IB_SEND_LAT lines of `run-e2e --perf`); a chain of
+    /// 64 requests in one post against 64 posts; a refused request inside a chain; and
+    /// the device's asynchronous events.
+    private func completionEvents(ib: IBVerbsProtectionDomain) throws {
+        let cases = EventCases(domain: ib)
+        let pair = try EventCases.Pair(domain: ib)
+        let event = try cases.waitCPU(pair, events: true)
+        let polling = try cases.waitCPU(pair, events: false)
+        Report.say("WAIT_CPU events=\(fixed(event.cpu * 100, 2))% polling=\(fixed(polling.cpu * 100, 2))% "
+                   + "ratio=\(fixed(polling.cpu / max(event.cpu, 1e-6), 1)) (waits of \(fixed(event.wall, 2)) s and \(fixed(polling.wall, 2)) s)")
+        report.check(event.wall >= 1.9 && event.cpu < 0.02,
+                     "waiting \(fixed(event.wall, 2)) s for a late completion with CompletionQueue.wait(timeout:) on \(device.name) "
+                     + "costs \(fixed(event.cpu * 100, 2))% of a core (limit 2%); busy polling \(fixed(polling.cpu * 100, 1))%")
+        let iterations = 1000
+        let eventLatency = try cases.pingPong(pair, events: true, iterations: iterations)
+        let pollingLatency = try cases.pingPong(pair, events: false, iterations: iterations)
+        Report.say("SEND_LATENCY rdma-e2e mode=events size=64 avg_us=\(fixed(eventLatency, 2))")
+        Report.say("SEND_LATENCY rdma-e2e mode=polling size=64 avg_us=\(fixed(pollingLatency, 2))")
+        report.check(true, "64-byte SEND ping-pong on \(device.name), \(iterations) round trips: one way \(fixed(eventLatency, 2)) µs "
+                     + "with events, \(fixed(pollingLatency, 2)) µs polling")
+        let rounds = 200
+        let chained = try cases.postCost(pair, chained: true, rounds: rounds)
+        let single = try cases.postCost(pair, chained: false, rounds: rounds)
+        Report.say("POST_CHAIN rdma-e2e requests=64 chained_ns=\(fixed(chained, 1)) single_ns=\(fixed(single, 1)) "
+                   + "ratio=\(fixed(single / chained, 2))")
+        report.check(true, "64 RDMA WRITEs posted on \(device.name) \(rounds) times: \(fixed(chained, 1)) ns per request in one chain, "
+                     + "\(fixed(single, 1)) ns posted one by one (\(fixed(single / chained, 2))×), all completed")
+        let refused = try cases.refusedChain(pair)
+        report.check(refused?.failedRequest == 3, "a chain with too many SGEs in request 3 on \(device.name): "
+                     + (refused.map { "\($0)" } ?? "posted"))
+        try pair.close()
+        report.check(true, "queues with channels closed after events: unacknowledged events were acknowledged first")
+        var events: [DeviceEvent] = []
+        while let event = try device.takeEvent() { events.append(event) }
+        report.check(!events.contains { $0.isFailure }, "device events on \(device.name) without blocking: \(events.isEmpty ? "none" : "\(events)")")
     }
 
     /// The average MB/s of ib_write_bw's 64 KiB line in the client's log.

@@ -45,4 +45,18 @@ static inline int cverbs_wc_has_imm(const struct ibv_wc *wc) {
 static inline int cverbs_event_channel_fd(const struct rdma_event_channel *channel) {
     return channel->fd;
 }
+/// `ibv_req_notify_cq` is a static inline over the provider's `req_notify_cq`.
+static inline int cverbs_req_notify_cq(struct ibv_cq *cq, int solicited_only) {
+    return ibv_req_notify_cq(cq, solicited_only);
+}
+
+/// The queue pair number an asynchronous event names (`element.qp`), or 0 when none.
+static inline uint32_t cverbs_async_event_qp_num(const struct ibv_async_event *event) {
+    return event->element.qp ? event->element.qp->qp_num : 0;
+}
+
+/// The port an asynchronous event names (`element.port_num`).
+static inline uint8_t cverbs_async_event_port(const struct ibv_async_event *event) {
+    return (uint8_t)event->element.port_num;
+}
 #endif

@@ -59,6 +59,7 @@ public final class IBVerbs: VerbsDevice, @unchecked Sendable {
         }
         let context = try IBVerbsCalls.openDevice(device)
         do {
+            try IBVerbsCalls.setNonBlocking(context.pointee.async_fd, .getAsyncEvent)
             let device = try IBVerbsCalls.queryDevice(context)
             let portAttributes = IBVerbsPort(number: port, try IBVerbsCalls.queryPort(context, port: port))
             self.gid = try Self.sourceGID(context, port: portAttributes, index: gidIndex)
@@ -94,6 +95,37 @@ public final class IBVerbs: VerbsDevice, @unchecked Sendable {
     /// Allocates a protection domain. The corresponding C function is `ibv_alloc_pd`.
     public func allocateProtectionDomain() throws(VerbsError) -> IBVerbsProtectionDomain {
         IBVerbsProtectionDomain(device: self, pd: try IBVerbsCalls.allocatePD(context))
+    }
+
+    /// The context's `async_fd`, readable while an asynchronous event waits; made
+    /// non-blocking when the device was opened.
+    public var eventFileDescriptor: Int32 { context.pointee.async_fd }
+
+    /// Takes the next asynchronous event without blocking and acknowledges it; `nil`
+    /// when none waits. The corresponding C functions are `ibv_get_async_event` and
+    /// `ibv_ack_async_event`.
+    public func takeEvent() throws(VerbsError) -> DeviceEvent? {
+        guard let (type, queuePair, port) = try IBVerbsCalls.takeAsyncEvent(context) else { return nil }
+        return Self.deviceEvent(type, queuePairNumber: queuePair, port: port)
+    }
+
+    /// The typed form of an `enum ibv_event_type` and what it names.
+    static func deviceEvent(_ type: ibv_event_type, queuePairNumber: UInt32, port: UInt8) -> DeviceEvent {
+        switch type {
+        case IBV_EVENT_PORT_ACTIVE: .portActive(port: port)
+        case IBV_EVENT_PORT_ERR: .portError(port: port)
+        case IBV_EVENT_LID_CHANGE, IBV_EVENT_PKEY_CHANGE, IBV_EVENT_GID_CHANGE, IBV_EVENT_SM_CHANGE,
+             IBV_EVENT_CLIENT_REREGISTER: .portChanged(port: port)
+        case IBV_EVENT_QP_FATAL: .queuePairFatal(queuePairNumber: queuePairNumber)
+        case IBV_EVENT_QP_REQ_ERR: .queuePairRequestError(queuePairNumber: queuePairNumber)
+        case IBV_EVENT_QP_ACCESS_ERR: .queuePairAccessError(queuePairNumber: queuePairNumber)
+        case IBV_EVENT_COMM_EST: .communicationEstablished(queuePairNumber: queuePairNumber)
+        case IBV_EVENT_SQ_DRAINED: .sendQueueDrained(queuePairNumber: queuePairNumber)
+        case IBV_EVENT_QP_LAST_WQE_REACHED: .lastWorkRequestReached(queuePairNumber: queuePairNumber)
+        case IBV_EVENT_CQ_ERR: .completionQueueError
+        case IBV_EVENT_DEVICE_FATAL: .deviceFatal
+        default: .other(code: type.rawValue)
+        }
     }
 
     private static func gidTable(_ context: UnsafeMutablePointer<ibv_context>, port: IBVerbsPort) throws(VerbsError) -> [IBVerbsGID] {

@@ -157,13 +157,84 @@ enum IBVerbsCalls {
 
     // MARK: Completion queues
 
-    /// `ibv_create_cq` without a completion channel.
-    static func createCQ(_ context: UnsafeMutablePointer<ibv_context>, entries: Int) throws(VerbsError) -> UnsafeMutablePointer<ibv_cq> {
+    /// `ibv_create_cq` that raises its events on `channel` (none when `nil`) and names
+    /// `context` in them.
+    static func createCQ(_ context: UnsafeMutablePointer<ibv_context>, entries: Int, eventContext: UnsafeMutableRawPointer?,
+                         channel: UnsafeMutablePointer<ibv_comp_channel>?) throws(VerbsError) -> UnsafeMutablePointer<ibv_cq> {
         errno = 0
-        guard let cq = ibv_create_cq(context, Int32(clamping: entries), nil, nil, 0) else {
+        guard let cq = ibv_create_cq(context, Int32(clamping: entries), eventContext, channel, 0) else {
             throw failure(.createCompletionQueue, code: nullCode, "\(entries) entries")
         }
         return cq
+    }
+
+    /// `ibv_req_notify_cq` (a static inline; through the shim).
+    static func requestNotification(_ cq: UnsafeMutablePointer<ibv_cq>, solicitedOnly: Bool) throws(VerbsError) {
+        let status = cverbs_req_notify_cq(cq, solicitedOnly ? 1 : 0)
+        guard status == 0 else { throw failure(.requestNotification, code: code(returned: status)) }
+    }
+
+    /// `ibv_create_comp_channel`.
+    static func createCompletionChannel(_ context: UnsafeMutablePointer<ibv_context>) throws(VerbsError) -> UnsafeMutablePointer<ibv_comp_channel> {
+        errno = 0
+        guard let channel = ibv_create_comp_channel(context) else {
+            throw failure(.createCompletionChannel, code: nullCode)
+        }
+        return channel
+    }
+
+    /// `ibv_destroy_comp_channel`.
+    static func destroyCompletionChannel(_ channel: UnsafeMutablePointer<ibv_comp_channel>) throws(VerbsError) {
+        let status = ibv_destroy_comp_channel(channel)
+        guard status == 0 else {
+            throw failure(.destroyCompletionChannel, code: code(returned: status), "completion queues still use the channel")
+        }
+    }
+
+    /// `fcntl(F_SETFL)` adding `O_NONBLOCK` to `descriptor`, reported as `call`.
+    static func setNonBlocking(_ descriptor: Int32, _ call: VerbsCall) throws(VerbsError) {
+        let flags = fcntl(descriptor, F_GETFL)
+        guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw failure(call, code: errno, "fcntl O_NONBLOCK on descriptor \(descriptor)")
+        }
+    }
+
+    /// `ibv_get_cq_event` on a non-blocking channel: the `cq_context` of the queue
+    /// that raised the event, or `nil` when none waits (`EAGAIN`).
+    static func getCQEvent(_ channel: UnsafeMutablePointer<ibv_comp_channel>) throws(VerbsError) -> UnsafeMutableRawPointer? {
+        var cq: UnsafeMutablePointer<ibv_cq>?
+        var context: UnsafeMutableRawPointer?
+        errno = 0
+        guard ibv_get_cq_event(channel, &cq, &context) == 0 else {
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK { return nil }
+            throw failure(.getCompletionEvent, code: error == 0 ? EIO : error)
+        }
+        return context
+    }
+
+    /// `ibv_ack_cq_events`.
+    static func acknowledgeCQEvents(_ cq: UnsafeMutablePointer<ibv_cq>, count: UInt32) {
+        ibv_ack_cq_events(cq, count)
+    }
+
+    /// `ibv_get_async_event` on a non-blocking context, then `ibv_ack_async_event`:
+    /// the event's type, queue pair number and port, or `nil` when none waits (`EAGAIN`).
+    static func takeAsyncEvent(_ context: UnsafeMutablePointer<ibv_context>) throws(VerbsError)
+        -> (type: ibv_event_type, queuePairNumber: UInt32, port: UInt8)? {
+        var event = ibv_async_event()
+        errno = 0
+        guard ibv_get_async_event(context, &event) == 0 else {
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK { return nil }
+            throw failure(.getAsyncEvent, code: error == 0 ? EIO : error)
+        }
+        let isQueuePairEvent = [IBV_EVENT_QP_FATAL, IBV_EVENT_QP_REQ_ERR, IBV_EVENT_QP_ACCESS_ERR, IBV_EVENT_COMM_EST,
+                                IBV_EVENT_SQ_DRAINED, IBV_EVENT_PATH_MIG, IBV_EVENT_PATH_MIG_ERR,
+                                IBV_EVENT_QP_LAST_WQE_REACHED].contains(event.event_type)
+        let result = (event.event_type, isQueuePairEvent ? cverbs_async_event_qp_num(&event) : 0, cverbs_async_event_port(&event))
+        ibv_ack_async_event(&event)
+        return result
     }
 
     /// `ibv_destroy_cq`.
@@ -219,6 +290,19 @@ enum IBVerbsCalls {
         var bad: UnsafeMutablePointer<ibv_send_wr>?
         let status = ibv_post_send(qp, &request, &bad)
         guard status == 0 else { throw failure(.postSend, code: code(returned: status)) }
+    }
+
+    /// `ibv_post_send` of the chain of `count` requests at `chain`, linked by `next`;
+    /// the error's ``VerbsError/failedRequest`` is the position of the refused one.
+    static func postSend(_ qp: UnsafeMutablePointer<ibv_qp>, chain: UnsafeMutablePointer<ibv_send_wr>, count: Int) throws(VerbsError) {
+        var bad: UnsafeMutablePointer<ibv_send_wr>?
+        let status = ibv_post_send(qp, chain, &bad)
+        guard status == 0 else {
+            let position = bad.map { chain.distance(to: $0) }.flatMap { (0..<count).contains($0) ? $0 : nil } ?? 0
+            var error = failure(.postSend, code: code(returned: status), "a chain of \(count)")
+            error.failedRequest = position
+            throw error
+        }
     }
 
     /// `ibv_post_recv` of one request.

@@ -1,82 +1,47 @@
 #if RDMA
 import CVerbs
 import Glibc
-import Locking
 import Verbs
 
-/// A completion queue of an ``IBVerbs`` device, polled without a completion channel.
+/// A completion queue of an ``IBVerbs`` device, polled, or armed and awaited on its
+/// ``IBVerbsCompletionChannel``.
 public final class IBVerbsCompletionQueue: CompletionQueue, @unchecked Sendable {
     /// The device; kept alive until the queue is gone.
     public let device: IBVerbs
-    /// The entries the device granted (at least the capacity asked for).
-    public let capacity: Int
+    let core: IBVerbsCompletionQueueCore
 
-    struct State {
-        var cq: IBVerbsHandle<ibv_cq>?
-        /// Where `ibv_poll_cq` writes, so that polling does not allocate.
-        let entries: IBVerbsHandle<ibv_wc>
-    }
-
-    static let batch = 16
-    let state: LockedValue<State>
-
-    init(device: IBVerbs, cq: UnsafeMutablePointer<ibv_cq>) {
+    init(device: IBVerbs, capacity: Int, channel: IBVerbsCompletionChannel?) throws(VerbsError) {
         self.device = device
-        self.capacity = Int(cq.pointee.cqe)
-        let entries = UnsafeMutablePointer<ibv_wc>.allocate(capacity: Self.batch)
-        entries.initialize(repeating: ibv_wc(), count: Self.batch)
-        self.state = LockedValue(State(cq: IBVerbsHandle(cq), entries: IBVerbsHandle(entries)))
+        self.core = try IBVerbsCompletionQueueCore(context: device.context, capacity: capacity, channel: channel)
     }
+
+    /// The entries the device granted (at least the capacity asked for).
+    public var capacity: Int { core.capacity }
+    /// The channel the queue raises events on; kept alive by the queue.
+    public var channel: (any CompletionChannel)? { core.channel }
 
     /// The live `ibv_cq`, for creating queue pairs.
     func withCQ<R>(_ call: VerbsCall, _ body: (UnsafeMutablePointer<ibv_cq>) throws(VerbsError) -> R) throws(VerbsError) -> R {
-        try state.withLock { (state) throws(VerbsError) -> R in
-            guard let cq = state.cq else { throw VerbsError(call, errno: EINVAL, "the completion queue was destroyed") }
-            return try body(cq.pointer)
-        }
+        try core.withCQ(call, body)
     }
 
     /// Moves completions into `completions`, converting each `struct ibv_wc`: the
     /// status and opcode keep their libibverbs values, immediate data comes back in
     /// host order. The corresponding C function is `ibv_poll_cq`.
     public func poll(into completions: UnsafeMutableBufferPointer<WorkCompletion>) throws(VerbsError) -> Int {
-        try state.withLock { (state) throws(VerbsError) -> Int in
-            guard let cq = state.cq else {
-                throw VerbsError(.pollCompletionQueue, errno: EINVAL, "the completion queue was destroyed")
-            }
-            let entries = state.entries.pointer
-            var moved = 0
-            while moved < completions.count {
-                let polled = try IBVerbsCalls.pollCQ(cq.pointer, entries, count: min(Self.batch, completions.count - moved))
-                for i in 0..<polled { completions[moved + i] = Self.completion(entries + i) }
-                moved += polled
-                if polled < Self.batch { break }
-            }
-            return moved
-        }
+        try core.poll(into: completions)
     }
 
-    static func completion(_ wc: UnsafePointer<ibv_wc>) -> WorkCompletion {
-        let entry = wc.pointee
-        return WorkCompletion(
-            id: entry.wr_id, status: WorkCompletionStatus(rawValue: entry.status.rawValue) ?? .generalError,
-            opcode: WorkCompletionOpcode(rawValue: entry.opcode.rawValue) ?? .send, byteCount: Int(entry.byte_len),
-            immediateData: cverbs_wc_has_imm(wc) != 0 ? cverbs_wc_imm(wc) : nil, queuePairNumber: entry.qp_num)
+    /// Arms the queue. The corresponding C function is `ibv_req_notify_cq`.
+    public func requestNotification(solicitedOnly: Bool) throws(VerbsError) {
+        try core.requestNotification(solicitedOnly: solicitedOnly)
     }
 
-    /// Destroys the queue; a second call does nothing.
+    /// Whether the channel took an event for this queue since the last call.
+    public func takeNotification() -> Bool { core.takeNotification() }
+
+    /// Acknowledges outstanding events and destroys the queue; a second call does nothing.
     /// - Throws: `EBUSY` (from the kernel) while a queue pair still reports to it.
-    public func close() throws(VerbsError) {
-        try state.withLock { (state) throws(VerbsError) in
-            guard let cq = state.cq else { return }
-            try IBVerbsCalls.destroyCQ(cq.pointer)
-            state.cq = nil
-        }
-    }
-
-    deinit {
-        try? close()
-        state.withLock { $0.entries.pointer.deallocate() }
-    }
+    public func close() throws(VerbsError) { try core.close() }
 }
 #endif

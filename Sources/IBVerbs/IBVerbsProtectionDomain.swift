@@ -50,16 +50,22 @@ public final class IBVerbsProtectionDomain: ProtectionDomain, @unchecked Sendabl
         try registerMemory(address: UInt(bitPattern: buffer.baseAddress), length: buffer.count, access: access)
     }
 
-    /// Creates a completion queue of at least `capacity` entries. The corresponding C
-    /// function is `ibv_create_cq`.
+    /// Creates a completion channel of the device. The corresponding C function is
+    /// `ibv_create_comp_channel`; its descriptor is made non-blocking.
+    public func createCompletionChannel() throws(VerbsError) -> IBVerbsCompletionChannel {
+        try IBVerbsCompletionChannel(context: device.context, owner: device)
+    }
+
+    /// Creates a completion queue of at least `capacity` entries that raises its events
+    /// on `channel` (none when `nil`). The corresponding C function is `ibv_create_cq`.
     /// - Throws: `EINVAL` for a capacity outside 1 through the device's
-    ///   `maxCompletionQueueEntries`; what `ibv_create_cq` reports.
-    public func createCompletionQueue(capacity: Int) throws(VerbsError) -> IBVerbsCompletionQueue {
+    ///   `maxCompletionQueueEntries` or a destroyed channel; what `ibv_create_cq` reports.
+    public func createCompletionQueue(capacity: Int, channel: IBVerbsCompletionChannel?) throws(VerbsError) -> IBVerbsCompletionQueue {
         guard (1...device.attributes.maxCompletionQueueEntries).contains(capacity) else {
             throw VerbsError(.createCompletionQueue, errno: EINVAL,
                              "capacity \(capacity) is outside 1...\(device.attributes.maxCompletionQueueEntries)")
         }
-        return IBVerbsCompletionQueue(device: device, cq: try IBVerbsCalls.createCQ(device.context, entries: capacity))
+        return try IBVerbsCompletionQueue(device: device, capacity: capacity, channel: channel)
     }
 
     /// Creates a reliable-connected queue pair in the reset state that reports to

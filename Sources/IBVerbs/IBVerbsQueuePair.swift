@@ -26,6 +26,8 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     /// The queue pair number (`qp_num`).
     public let number: UInt32
     let handle: LockedValue<IBVerbsHandle<ibv_qp>?>
+    /// The reusable request chain of ``postSend(chain:)``, used under `handle`'s lock.
+    let sendChain = IBVerbsSendChain()
 
     /// Packet sequence numbers both directions start at.
     static let initialPSN: UInt32 = 0
@@ -156,6 +158,13 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
         try request.withIBVWorkRequest { (wr) throws(VerbsError) in
             try withQP(.postSend) { (qp) throws(VerbsError) in try IBVerbsCalls.postSend(qp, &wr) }
         }
+    }
+
+    /// Posts `requests` linked into one chain with one `ibv_post_send`; a refused one
+    /// is named by ``VerbsError/failedRequest``. Chains up to 64 requests long reuse
+    /// the queue pair's buffer.
+    public func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError) {
+        try withQP(.postSend) { (qp) throws(VerbsError) in try sendChain.post(requests, on: qp) }
     }
 
     /// Posts `request`. The corresponding C function is `ibv_post_recv`.

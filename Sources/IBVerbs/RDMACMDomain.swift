@@ -158,11 +158,22 @@ public final class RDMACMDomain: ProtectionDomain, @unchecked Sendable {
         return RDMACMMemoryRegion(domain: self, mr: mr, address: address, length: length, access: access)
     }
 
+    /// Creates a completion channel on the device the connection manager resolved. The
+    /// corresponding C function is `ibv_create_comp_channel`.
+    /// - Throws: `EINVAL` for a closed domain; what `ibv_create_comp_channel` reports.
+    public func createCompletionChannel() throws(VerbsError) -> IBVerbsCompletionChannel {
+        guard let context = identifier?.pointee.verbs else {
+            throw VerbsError(.createCompletionChannel, errno: EINVAL, "the domain was closed")
+        }
+        return try IBVerbsCompletionChannel(context: context, owner: self)
+    }
+
     /// Creates a completion queue of at least `capacity` entries on the device the
-    /// connection manager resolved. The corresponding C function is `ibv_create_cq`.
+    /// connection manager resolved, raising its events on `channel` (none when `nil`).
+    /// The corresponding C function is `ibv_create_cq`.
     /// - Throws: `EINVAL` for a closed domain or a capacity outside 1 through the device's
     ///   `maxCompletionQueueEntries`; what `ibv_create_cq` reports.
-    public func createCompletionQueue(capacity: Int) throws(VerbsError) -> RDMACMCompletionQueue {
+    public func createCompletionQueue(capacity: Int, channel: IBVerbsCompletionChannel?) throws(VerbsError) -> RDMACMCompletionQueue {
         guard let context = identifier?.pointee.verbs else {
             throw VerbsError(.createCompletionQueue, errno: EINVAL, "the domain was closed")
         }
@@ -170,10 +181,7 @@ public final class RDMACMDomain: ProtectionDomain, @unchecked Sendable {
             throw VerbsError(.createCompletionQueue, errno: EINVAL,
                              "capacity \(capacity) is outside 1...\(attributes.maxCompletionQueueEntries)")
         }
-        guard let cq = ibv_create_cq(context, Int32(capacity), nil, nil, 0) else {
-            throw VerbsError(.createCompletionQueue, errno: errno, "ibv_create_cq of \(capacity) entries")
-        }
-        return RDMACMCompletionQueue(domain: self, cq: cq)
+        return try RDMACMCompletionQueue(domain: self, context: context, capacity: capacity, channel: channel)
     }
 
     /// Creates the connection's queue pair with `rdma_create_qp`: one per domain.

@@ -19,6 +19,8 @@ public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
     let completionQueues: (send: RDMACMCompletionQueue, receive: RDMACMCompletionQueue)
     var qp: UnsafeMutablePointer<ibv_qp>?
     var lastState: QueuePairState = .reset
+    /// The reusable request chain of ``postSend(chain:)``.
+    let sendChain = IBVerbsSendChain()
 
     init(domain: RDMACMDomain, qp: UnsafeMutablePointer<ibv_qp>, capabilities: QueuePairCapabilities,
          completionQueues: (RDMACMCompletionQueue, RDMACMCompletionQueue)) {
@@ -66,6 +68,13 @@ public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
             return ibv_post_send(qp, &wr, &bad)
         }
         guard status == 0 else { throw VerbsError(.postSend, errno: status, "ibv_post_send") }
+    }
+
+    /// Posts `requests` linked into one chain with one `ibv_post_send`; a refused one
+    /// is named by ``VerbsError/failedRequest``.
+    public func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError) {
+        guard let qp else { throw VerbsError(.postSend, errno: EINVAL, "the queue pair was destroyed") }
+        try sendChain.post(requests, on: qp)
     }
 
     /// Posts `request` (`ibv_post_recv`).

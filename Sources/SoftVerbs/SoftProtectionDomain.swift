@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CEventPoll
 import Verbs
 
 /// A protection domain of a ``SoftVerbs`` device.
@@ -35,21 +36,46 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
         try registerMemory(address: UInt(bitPattern: buffer.baseAddress), length: buffer.count, access: access)
     }
 
-    /// Creates a completion queue of `capacity` entries. The corresponding C function is
-    /// `ibv_create_cq`.
+    /// Creates a completion channel: an `eventfd(2)` of its own. The corresponding C
+    /// function is `ibv_create_comp_channel`.
+    /// - Throws: the `errno` of `eventfd(2)` (`EMFILE` when out of descriptors).
+    public func createCompletionChannel() throws(VerbsError) -> SoftCompletionChannel {
+        let descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard descriptor >= 0 else {
+            throw VerbsError(.createCompletionChannel, errno: errno, "eventfd(2) failed")
+        }
+        let handle = device.state.withLock { state in
+            let handle = state.makeHandle()
+            state.channels[handle] = SoftVerbsState.Channel(descriptor: descriptor)
+            return handle
+        }
+        return SoftCompletionChannel(device: device, handle: handle, fileDescriptor: descriptor)
+    }
+
+    /// Creates a completion queue of `capacity` entries that raises its events on
+    /// `channel`. The corresponding C function is `ibv_create_cq`.
     /// - Throws: `EINVAL` for a capacity outside 1 through the device's
-    ///   `maxCompletionQueueEntries`.
-    public func createCompletionQueue(capacity: Int) throws(VerbsError) -> SoftCompletionQueue {
+    ///   `maxCompletionQueueEntries`, or a channel of another device or destroyed.
+    public func createCompletionQueue(capacity: Int, channel: SoftCompletionChannel?) throws(VerbsError) -> SoftCompletionQueue {
         guard (1...device.attributes.maxCompletionQueueEntries).contains(capacity) else {
             throw VerbsError(.createCompletionQueue, errno: EINVAL,
                              "capacity \(capacity) is outside 1...\(device.attributes.maxCompletionQueueEntries)")
         }
-        let handle = device.state.withLock { state in
+        if let channel, channel.device !== device {
+            throw VerbsError(.createCompletionQueue, errno: EINVAL, "the channel belongs to another device")
+        }
+        let handle = try device.state.withLock { (state) throws(VerbsError) in
+            if let channel {
+                guard state.channels[channel.handle] != nil else {
+                    throw VerbsError(.createCompletionQueue, errno: EINVAL, "the completion channel was destroyed")
+                }
+                state.channels[channel.handle]!.users += 1
+            }
             let handle = state.makeHandle()
-            state.queues[handle] = SoftVerbsState.Queue(capacity: capacity)
+            state.queues[handle] = SoftVerbsState.Queue(capacity: capacity, channel: channel?.handle)
             return handle
         }
-        return SoftCompletionQueue(device: device, handle: handle, capacity: capacity)
+        return SoftCompletionQueue(device: device, handle: handle, capacity: capacity, channel: channel)
     }
 
     /// Creates a reliable-connected queue pair in the reset state that reports to

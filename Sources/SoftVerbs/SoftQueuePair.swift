@@ -49,6 +49,25 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
         try withPair(.postSend) { (soft) throws(VerbsError) in try soft.postSend(number, request) }
     }
 
+    /// Posts a chain of send-queue requests in order, as one `ibv_post_send` call with
+    /// linked requests does.
+    /// - Throws: What ``postSend(_:)`` throws for the first refused request, with
+    ///   `VerbsError.failedRequest` set to its position; the requests before it were
+    ///   posted (and have run as far as they could), it and those after it were not.
+    public func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError) {
+        try withPair(.postSend) { (soft) throws(VerbsError) in
+            for (index, request) in requests.enumerated() {
+                do throws(VerbsError) {
+                    try soft.postSend(number, request)
+                } catch {
+                    var refused = error
+                    refused.failedRequest = index
+                    throw refused
+                }
+            }
+        }
+    }
+
     /// Posts a receive-queue request. The corresponding C function is `ibv_post_recv`.
     /// - Throws: `EINVAL` for a destroyed queue pair, and what `QueuePair.postReceive(_:)`
     ///   lists.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Locking
 import Verbs
 
@@ -34,6 +37,8 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
         self.state = LockedValue(SoftVerbsState(attributes: attributes))
     }
 
+    deinit { close(state.withLock { $0.deviceEventDescriptor }) }
+
     /// Allocates a protection domain. The corresponding C function is `ibv_alloc_pd`.
     public func allocateProtectionDomain() throws(VerbsError) -> SoftProtectionDomain {
         let handle = state.withLock { state in
@@ -42,6 +47,28 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
             return handle
         }
         return SoftProtectionDomain(device: self, handle: handle)
+    }
+
+    /// The descriptor that is readable while an asynchronous event waits.
+    public var eventFileDescriptor: Int32 { state.withLock { $0.deviceEventDescriptor } }
+
+    /// Takes the next asynchronous event, if any. The corresponding C functions are
+    /// `ibv_get_async_event` and `ibv_ack_async_event`.
+    public func takeEvent() throws(VerbsError) -> DeviceEvent? {
+        state.withLock { $0.takeDeviceEvent() }
+    }
+
+    /// Brings the port's link up or down, as unplugging a cable or a switch failing
+    /// would: raises `DeviceEvent.portActive(port:)` or `DeviceEvent.portError(port:)`
+    /// on a change, and while the link is down every send request completes with
+    /// `WorkCompletionStatus.retryExceededError` and moves its queue pair to the
+    /// error state.
+    public func setPortActive(_ active: Bool) {
+        state.withLock { state in
+            guard state.portActive != active else { return }
+            state.portActive = active
+            state.raise(active ? .portActive(port: 1) : .portError(port: 1))
+        }
     }
 
     /// Arms a failure; see ``SoftVerbsFault``.

@@ -54,6 +54,8 @@ extension SoftVerbsState {
     /// Executes one send request; `nil` when it must wait for a receive at the peer.
     mutating func execute(_ send: PendingSend, on number: UInt32) -> WorkCompletionStatus? {
         let pair = pairs[number]!
+        // A link that is down never answers: the requester's retries run out.
+        guard portActive else { return .retryExceededError }
         let total = send.inlineData?.count ?? send.sges.reduce(0) { $0 + Int($1.length) }
         if send.inlineData == nil {
             let needed: AccessFlags = send.opcode == .rdmaRead ? .localWrite : []
@@ -99,7 +101,8 @@ extension SoftVerbsState {
         if let receive {
             let immediate = send.opcode == .send ? nil : send.immediateData as UInt32?
             let opcode: WorkCompletionOpcode = send.opcode == .rdmaWriteWithImmediate ? .receiveRDMAWithImmediate : .receive
-            completeReceive(receive.id, on: remote, status: .success, opcode: opcode, byteCount: total, immediateData: immediate)
+            completeReceive(receive.id, on: remote, status: .success, opcode: opcode, byteCount: total, immediateData: immediate,
+                            solicited: send.solicited)
         }
         return .success
     }
@@ -166,13 +169,16 @@ extension SoftVerbsState {
                                         byteCount: 0, queuePairNumber: number)
         queues[pairs[number]!.sendQueue]!.entries.append(
             Entry(completion: completion, pair: number, sendSlots: slots, receiveSlots: 0))
+        raiseEvent(pairs[number]!.sendQueue, wakesSolicited: status != .success)
     }
 
+    /// Queues a receive completion; `solicited` when the sender asked for a solicited event.
     mutating func completeReceive(_ id: UInt64, on number: UInt32, status: WorkCompletionStatus,
-                                  opcode: WorkCompletionOpcode, byteCount: Int, immediateData: UInt32?) {
+                                  opcode: WorkCompletionOpcode, byteCount: Int, immediateData: UInt32?, solicited: Bool = false) {
         let completion = WorkCompletion(id: id, status: status, opcode: opcode, byteCount: byteCount,
                                         immediateData: immediateData, queuePairNumber: number)
         queues[pairs[number]!.receiveQueue]!.entries.append(
             Entry(completion: completion, pair: number, sendSlots: 0, receiveSlots: 1))
+        raiseEvent(pairs[number]!.receiveQueue, wakesSolicited: solicited || status != .success)
     }
 }

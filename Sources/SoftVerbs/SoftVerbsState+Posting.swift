@@ -85,6 +85,7 @@ extension SoftVerbsState {
         let send = PendingSend(
             id: request.id, opcode: request.opcode, sges: Array(request.sges),
             signaled: request.flags.contains(.signaled) || pair.capabilities.signalsAll,
+            solicited: request.flags.contains(.solicited),
             immediateData: request.immediateData, remoteAddress: request.remoteAddress, rkey: request.rkey,
             inlineData: inlineData)
         pairs[number]!.sendSlots += 1

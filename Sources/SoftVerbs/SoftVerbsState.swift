@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CEventPoll
 import Verbs
 
 /// Everything a ``SoftVerbs`` device knows, behind the device's one lock: regions,
@@ -40,6 +41,20 @@ struct SoftVerbsState {
         var users = 0
         var entries: [Entry] = []
         var head = 0
+        /// The channel the queue raises events on.
+        var channel: UInt32?
+        /// How the queue is armed: `nil` when not, else whether for solicited receives only.
+        var armedSolicitedOnly: Bool?
+        /// Whether an event for the queue was taken from its channel and not yet reported.
+        var notified = false
+    }
+
+    /// A completion channel: the queues whose events wait on it, in order, and the
+    /// `eventfd(2)` that is readable while any wait.
+    struct Channel {
+        var descriptor: Int32
+        var events: [UInt32] = []
+        var users = 0
     }
 
     struct PendingSend {
@@ -47,6 +62,8 @@ struct SoftVerbsState {
         var opcode: SendOpcode
         var sges: [SGE]
         var signaled: Bool
+        /// Whether the receiver's completion raises a solicited event (`IBV_SEND_SOLICITED`).
+        var solicited: Bool
         var immediateData: UInt32
         var remoteAddress: UInt64
         var rkey: UInt32
@@ -80,7 +97,13 @@ struct SoftVerbsState {
     var regionsByRKey: [UInt32: UInt32] = [:]
     var queues: [UInt32: Queue] = [:]
     var pairs: [UInt32: Pair] = [:]
+    var channels: [UInt32: Channel] = [:]
     var faults = SoftVerbsFaults()
+    /// Whether the port's link is up; while it is down, sends fail as a real link's do.
+    var portActive = true
+    /// Asynchronous events not yet taken, and the `eventfd(2)` readable while any wait.
+    var deviceEvents: [DeviceEvent] = []
+    let deviceEventDescriptor: Int32 = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
 
     init(attributes: DeviceAttributes) { self.attributes = attributes }
 

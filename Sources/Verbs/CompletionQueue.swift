@@ -8,7 +8,22 @@ public protocol CompletionQueue: AnyObject, Sendable {
     /// `ibv_poll_cq`.
     func poll(into completions: UnsafeMutableBufferPointer<WorkCompletion>) throws(VerbsError) -> Int
 
-    /// Destroys the queue. Every queue pair that reports to it must be destroyed first.
+    /// The channel the queue raises events on, or `nil` for a queue that is only polled.
+    var channel: (any CompletionChannel)? { get }
+
+    /// Arms the queue: the next completion that arrives (with `solicitedOnly`, the next
+    /// solicited receive or error) raises one event on ``channel``. Completions already
+    /// in the queue raise none, so poll once more after arming.
+    /// The corresponding C function is `ibv_req_notify_cq`.
+    /// - Throws: `EINVAL` for a queue without a channel or a destroyed queue.
+    func requestNotification(solicitedOnly: Bool) throws(VerbsError)
+
+    /// Whether an event for this queue was taken from its channel since the last call;
+    /// clears the mark. ``CompletionChannel/takeEvents()`` sets it.
+    func takeNotification() -> Bool
+
+    /// Destroys the queue, first acknowledging the events taken for it that are not
+    /// acknowledged yet. Every queue pair that reports to it must be destroyed first.
     /// The corresponding C function is `ibv_destroy_cq`.
     /// - Throws: `EBUSY` while a queue pair still reports to it.
     func close() throws(VerbsError)

@@ -7,6 +7,8 @@ public protocol ProtectionDomain: AnyObject, Sendable {
     associatedtype CompletionQueueType: CompletionQueue
     /// The queue pairs this domain makes.
     associatedtype QueuePairType: QueuePair
+    /// The completion channels this domain's completion queues raise events on.
+    associatedtype CompletionChannelType: CompletionChannel
 
     /// The device's limits.
     var attributes: DeviceAttributes { get }
@@ -20,9 +22,14 @@ public protocol ProtectionDomain: AnyObject, Sendable {
     ///   room for another region.
     func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> Region
 
-    /// Creates a completion queue of at least `capacity` entries.
-    /// The corresponding C function is `ibv_create_cq`.
-    func createCompletionQueue(capacity: Int) throws(VerbsError) -> CompletionQueueType
+    /// Creates a completion channel of the domain's device. The corresponding C
+    /// function is `ibv_create_comp_channel`.
+    func createCompletionChannel() throws(VerbsError) -> CompletionChannelType
+
+    /// Creates a completion queue of at least `capacity` entries that raises its events
+    /// on `channel` (none when `nil`: the queue is only polled). The queue keeps the
+    /// channel alive. The corresponding C function is `ibv_create_cq`.
+    func createCompletionQueue(capacity: Int, channel: CompletionChannelType?) throws(VerbsError) -> CompletionQueueType
 
     /// Creates a reliable-connected queue pair in the reset state.
     /// The corresponding C function is `ibv_create_qp` with `IBV_QPT_RC`.
@@ -35,4 +42,12 @@ public protocol ProtectionDomain: AnyObject, Sendable {
     /// first. The corresponding C function is `ibv_dealloc_pd`.
     /// - Throws: `EBUSY` while regions or queue pairs of the domain remain.
     func close() throws(VerbsError)
+}
+
+extension ProtectionDomain {
+    /// Creates a completion queue of at least `capacity` entries without a channel: it
+    /// is only polled. The corresponding C function is `ibv_create_cq`.
+    public func createCompletionQueue(capacity: Int) throws(VerbsError) -> CompletionQueueType {
+        try createCompletionQueue(capacity: capacity, channel: nil)
+    }
 }

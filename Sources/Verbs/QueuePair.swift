@@ -89,6 +89,14 @@ public protocol QueuePair: AnyObject, Sendable {
     ///   `ENOMEM` when the send queue is full. A refused request is not queued.
     func postSend(_ request: SendWorkRequest) throws(VerbsError)
 
+    /// Posts a chain of send-queue requests in one call, in order: one doorbell for
+    /// all of them on a device. The corresponding C function is `ibv_post_send` with
+    /// the requests linked by `next`.
+    /// - Throws: What ``postSend(_:)`` lists, with ``VerbsError/failedRequest`` set to
+    ///   the position of the refused request: those before it were posted, it and the
+    ///   ones after it were not.
+    func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError)
+
     /// Posts a receive-queue request. The corresponding C function is `ibv_post_recv`.
     /// - Throws: `EINVAL` in the reset state or with more SGEs than
     ///   ``QueuePairCapabilities/maxReceiveSGEs``; `ENOMEM` when the receive queue is full.

@@ -44,4 +44,13 @@ public protocol VerbsDevice: AnyObject, Sendable {
 
     /// Allocates a protection domain. The corresponding C function is `ibv_alloc_pd`.
     func allocateProtectionDomain() throws(VerbsError) -> Domain
+
+    /// The descriptor that is readable while an asynchronous event waits, in
+    /// non-blocking mode (the device context's `async_fd`).
+    var eventFileDescriptor: Int32 { get }
+
+    /// Takes the next asynchronous event without blocking and acknowledges it; `nil`
+    /// when none waits. The corresponding C functions are `ibv_get_async_event` and
+    /// `ibv_ack_async_event`.
+    func takeEvent() throws(VerbsError) -> DeviceEvent?
 }

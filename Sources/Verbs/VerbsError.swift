@@ -32,6 +32,16 @@ public enum VerbsCall: String, Sendable, CustomStringConvertible {
     case postReceive = "ibv_post_recv"
     /// Polling a completion queue. The C function is `ibv_poll_cq`.
     case pollCompletionQueue = "ibv_poll_cq"
+    /// Creating a completion channel. The C function is `ibv_create_comp_channel`.
+    case createCompletionChannel = "ibv_create_comp_channel"
+    /// Destroying a completion channel. The C function is `ibv_destroy_comp_channel`.
+    case destroyCompletionChannel = "ibv_destroy_comp_channel"
+    /// Arming a completion queue. The C function is `ibv_req_notify_cq`.
+    case requestNotification = "ibv_req_notify_cq"
+    /// Taking a completion event from a channel. The C function is `ibv_get_cq_event`.
+    case getCompletionEvent = "ibv_get_cq_event"
+    /// Taking an asynchronous device event. The C function is `ibv_get_async_event`.
+    case getAsyncEvent = "ibv_get_async_event"
     /// Listing the RDMA devices of the machine. The C function is `ibv_get_device_list`.
     case getDeviceList = "ibv_get_device_list"
     /// Querying a device's limits. The C function is `ibv_query_device`.
@@ -88,15 +98,22 @@ public struct VerbsError: Error, Hashable, Sendable, CustomStringConvertible {
     public var errno: Int32
     /// What was wrong, for people.
     public var reason: String
+    /// For a chain of requests posted in one call: the position of the request that
+    /// was refused (libibverbs' `bad_wr`). The requests before it were posted, it and
+    /// those after it were not.
+    public var failedRequest: Int?
 
-    /// An error from `call` with `errno`, explained by `reason`.
-    public init(_ call: VerbsCall, errno: Int32, _ reason: String) {
+    /// An error from `call` with `errno`, explained by `reason`; for a chain,
+    /// `failedRequest` is the position of the refused request.
+    public init(_ call: VerbsCall, errno: Int32, _ reason: String, failedRequest: Int? = nil) {
         self.call = call
         self.errno = errno
         self.reason = reason
+        self.failedRequest = failedRequest
     }
 
-    /// Two errors are the same when the call and errno match; the reason is commentary.
+    /// Two errors are the same when the call and errno match; the reason (and the
+    /// failed request's position) is commentary.
     public static func == (lhs: VerbsError, rhs: VerbsError) -> Bool {
         lhs.call == rhs.call && lhs.errno == rhs.errno
     }
@@ -108,5 +125,7 @@ public struct VerbsError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The call, the `errno` and the reason, for logs.
-    public var description: String { "\(call) failed (errno \(errno)): \(reason)" }
+    public var description: String {
+        "\(call) failed (errno \(errno)): \(reason)\(failedRequest.map { " (request \($0) of the chain)" } ?? "")"
+    }
 }

@@ -137,6 +137,15 @@ final class HookedQueuePair: QueuePair, @unchecked Sendable {
         try inner.postSend(request)
         afterSend(request)
     }
+    func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError) {
+        for (index, request) in requests.enumerated() {
+            do throws(VerbsError) { try postSend(request) } catch {
+                var refused = error
+                refused.failedRequest = index
+                throw refused
+            }
+        }
+    }
     func postReceive(_ request: ReceiveWorkRequest) throws(VerbsError) { try inner.postReceive(request) }
     func close() throws(VerbsError) { try inner.close() }
 }
@@ -154,6 +163,9 @@ final class RecordingQueue: CompletionQueue, @unchecked Sendable {
         completions.append(contentsOf: buffer[..<n])
         return n
     }
+    var channel: (any CompletionChannel)? { inner.channel }
+    func requestNotification(solicitedOnly: Bool) throws(VerbsError) { try inner.requestNotification(solicitedOnly: solicitedOnly) }
+    func takeNotification() -> Bool { inner.takeNotification() }
     func close() throws(VerbsError) { try inner.close() }
 
     /// Polls until the queue is empty.

@@ -127,8 +127,9 @@ final class StressDomain: ProtectionDomain, @unchecked Sendable {
         ledger.registered(region, at: time)
         return StressRegion(region, ledger: ledger)
     }
-    func createCompletionQueue(capacity: Int) throws(VerbsError) -> SoftCompletionQueue {
-        try inner.createCompletionQueue(capacity: capacity)
+    func createCompletionChannel() throws(VerbsError) -> SoftCompletionChannel { try inner.createCompletionChannel() }
+    func createCompletionQueue(capacity: Int, channel: SoftCompletionChannel?) throws(VerbsError) -> SoftCompletionQueue {
+        try inner.createCompletionQueue(capacity: capacity, channel: channel)
     }
     func createQueuePair(sendCompletions: SoftCompletionQueue, receiveCompletions: SoftCompletionQueue,
                          capabilities: QueuePairCapabilities) throws(VerbsError) -> SoftQueuePair {

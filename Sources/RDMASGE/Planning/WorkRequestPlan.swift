@@ -107,7 +107,9 @@ public final class WorkRequestPlan {
     /// How many requests the last ``post(on:firstID:signaling:)`` posted.
     public private(set) var postedCount = 0
     /// The identifier of the last posted request that asked for a completion.
-    private var lastSignalledID: UInt64?
+    var lastSignalledID: UInt64?
+    /// The requests of one post, chained in one call.
+    private var chain: [SendWorkRequest] = []
     private var retention: Retention?
 
     /// Storage for plans of up to `requestCapacity` requests shaped by `limits`.
@@ -120,6 +122,7 @@ public final class WorkRequestPlan {
         scratch = []
         scratch.reserveCapacity(limits.maxSGEs)
         requests.reserveCapacity(requestCapacity)
+        chain.reserveCapacity(requestCapacity)
     }
 
     deinit {
@@ -212,56 +215,34 @@ public final class WorkRequestPlan {
     }
 
     /// Posts every request, in order, with identifiers `firstID`, `firstID + 1`, …
-    /// (wrapping from `UInt64.max` to 0).
-    /// Stops at the first refusal; ``postedCount`` tells how many went out, and those
-    /// must complete before the plan is released. With ``Signaling/last`` a refusal
-    /// leaves the requests that went out with no completion to wait for: use
-    /// ``Signaling/every`` when posts may be refused.
+    /// (wrapping from `UInt64.max` to 0), chained in one call: one doorbell for the
+    /// whole plan on a device. Does not allocate.
+    ///
+    /// On a refusal ``postedCount`` tells how many went out (the requests before the
+    /// refused one, as libibverbs' `bad_wr` reports), and those must complete before the
+    /// plan is released. With ``Signaling/last`` a refusal leaves the requests that went
+    /// out with no completion to wait for: use ``Signaling/every`` when posts may be
+    /// refused.
     ///
     /// The corresponding C function is `ibv_post_send` with a chain of requests.
+    /// - Throws: What `QueuePair.postSend(chain:)` throws; its `failedRequest` is the
+    ///   position of the refused request in the plan.
     public func post<Pair: QueuePair>(on queuePair: Pair, firstID: UInt64 = 0, signaling: Signaling = .last) throws(VerbsError) {
         precondition(postedCount == 0, "the plan was posted already")
         lastSignalledID = nil
+        chain.removeAll(keepingCapacity: true)
         for index in requests.indices {
             let signaled = signaling == .every || index == requests.count - 1
-            let id = firstID &+ UInt64(index)
-            try queuePair.postSend(workRequest(at: index, id: id, signaled: signaled))
-            postedCount += 1
-            if signaled { lastSignalledID = id }
+            chain.append(workRequest(at: index, id: firstID &+ UInt64(index), signaled: signaled))
         }
-    }
-
-    /// Polls `queue` until the last posted request that asked for a completion has
-    /// reported (requests of one queue pair complete in order, and errors and flushes
-    /// always report), then releases the plan. Returns the first status that was not
-    /// success, or success. The queue should carry this queue pair's sends only.
-    ///
-    /// - Throws: `ETIMEDOUT` (call `ibv_poll_cq`) after `maxEmptyPolls` polls in a row
-    ///   found nothing, or `EINVAL` when requests went out but none asked for a
-    ///   completion; the plan is not released then.
-    @discardableResult
-    public func complete<Queue: CompletionQueue>(polling queue: Queue, maxEmptyPolls: Int = 1 << 20) throws(VerbsError) -> WorkCompletionStatus {
-        var outcome = WorkCompletionStatus.success
-        if postedCount > 0 {
-            guard let lastID = lastSignalledID else {
-                throw VerbsError(.pollCompletionQueue, errno: EINVAL, "no posted request asked for a completion")
-            }
-            var emptyPolls = 0
-            while true {
-                guard let completion = try queue.poll() else {
-                    emptyPolls += 1
-                    if emptyPolls >= maxEmptyPolls {
-                        throw VerbsError(.pollCompletionQueue, errno: ETIMEDOUT, "request \(lastID) did not complete")
-                    }
-                    continue
-                }
-                emptyPolls = 0
-                if outcome == .success, completion.status != .success { outcome = completion.status }
-                if completion.id == lastID { break }
-            }
+        defer { lastSignalledID = chain[..<postedCount].last(where: { $0.flags.contains(.signaled) })?.id }
+        do {
+            try chain.withUnsafeBufferPointer { (chain) throws(VerbsError) in try queuePair.postSend(chain: chain) }
+            postedCount = requests.count
+        } catch {
+            postedCount = error.failedRequest ?? 0
+            throw error
         }
-        release()
-        return outcome
     }
 
     /// Gives back what the build retained: each payload SGE's region reference and,

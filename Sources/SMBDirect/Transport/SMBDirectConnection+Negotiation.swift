@@ -68,10 +68,11 @@ extension SMBDirectConnection {
             status: SMBDirectNegotiateResponse.statusNotSupported, maxReadWriteSize: 0, preferredSendSize: 0,
             maxReceiveSize: 0, maxFragmentedSize: 0)
         try sendControl { refusal.encode(into: $0) }
-        var polls = 0
-        while sendsInFlight > 0, polls < 1 << 16 {
-            polls += 1
-            if let completion = try? completionQueue.poll() { account(completion) }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(1))
+        while sendsInFlight > 0 {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, let completion = try? completionQueue.wait(timeout: left) else { break }
+            account(completion)
         }
     }
 

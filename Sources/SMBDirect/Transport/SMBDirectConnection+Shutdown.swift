@@ -50,7 +50,7 @@ extension SMBDirectConnection {
     }
 
     /// Moves the queue pair to the error state, which flushes every outstanding
-    /// request, and polls until each has reported (or the configured timeout has
+    /// request, and waits until each has reported (or the configured timeout has
     /// passed); then destroys the queue pair and completion queue, deregisters the
     /// buffers, releases what unfinished sends retained and deregisters every idle
     /// registration of the connection's caches.
@@ -70,9 +70,11 @@ extension SMBDirectConnection {
         unhandledCompletions = 0..<0
         let deadline = ContinuousClock.now.advanced(by: configuration.timeout)
         while sendsInFlight > 0 || receivesInFlight > 0 || rdmaInFlight > 0 {
-            let polled = (try? completionQueue.poll(into: completions)) ?? 0
+            let left = deadline - ContinuousClock.now
+            // Flushes report promptly; the queue's channel lets the thread sleep until they do.
+            let polled = left > .zero ? (try? completionQueue.wait(into: completions, timeout: left)) ?? 0 : 0
             for index in 0..<polled { account(completions[index]) }
-            if polled == 0, ContinuousClock.now > deadline { break }
+            if polled == 0 { break }
         }
         do {
             try queuePair.close()

@@ -196,8 +196,10 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     private static func makeResources(
         in domain: Domain, capabilities: QueuePairCapabilities, arena: UnsafeRawBufferPointer
     ) throws(VerbsError) -> (Domain.CompletionQueueType, Domain.QueuePairType, Domain.Region) {
+        // With a channel of its own, so that blocking operations sleep instead of spinning.
         let queue = try domain.createCompletionQueue(
-            capacity: capabilities.maxSendWorkRequests + capabilities.maxReceiveWorkRequests)
+            capacity: capabilities.maxSendWorkRequests + capabilities.maxReceiveWorkRequests,
+            channel: try domain.createCompletionChannel())
         let pair: Domain.QueuePairType
         do {
             pair = try domain.createQueuePair(sendCompletions: queue, receiveCompletions: queue, capabilities: capabilities)
@@ -286,13 +288,26 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         while true {
             let polled: Int
             do { polled = try completionQueue.poll(into: completions) } catch { throw fail(.verbs(error)) }
-            for index in 0..<polled {
-                unhandledCompletions = index + 1..<polled
-                try handle(completions[index])
-            }
-            unhandledCompletions = 0..<0
+            try handleCompletions(polled)
             if polled < completions.count { return }
         }
+    }
+
+    /// Handles the first `count` entries of ``completions``.
+    private func handleCompletions(_ count: Int) throws(SMBDirectError) {
+        for index in 0..<count {
+            unhandledCompletions = index + 1..<count
+            try handle(completions[index])
+        }
+        unhandledCompletions = 0..<0
+    }
+
+    /// Sleeps on the completion queue's channel until a completion arrives or `limit`
+    /// passes, and handles what arrived (arm, poll again, then `poll(2)`: no spinning).
+    private func sleepForCompletions(atMost limit: Duration) throws(SMBDirectError) {
+        let moved: Int
+        do { moved = try completionQueue.wait(into: completions, timeout: limit) } catch { throw fail(.verbs(error)) }
+        try handleCompletions(moved)
     }
 
     /// Whether a keepalive was sent and no message has arrived since.
@@ -309,6 +324,12 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
 
     /// Progresses, calling ``idleHandler`` between rounds, until `done` holds.
     ///
+    /// Without an idle handler and with a completion queue created with a channel, the
+    /// thread sleeps on the channel between rounds instead of spinning: it wakes for the
+    /// next completion, or after at most half the keepalive interval to keep the
+    /// keepalive on time. With an idle handler (an in-process peer to drive) or a queue
+    /// without a channel it polls.
+    ///
     /// - Throws: ``SMBDirectError/timedOut(_:)`` after ``SMBDirectConfiguration/timeout``
     ///   (the connection fails then), or what ``progress()`` throws.
     /// With `sending` false only completions are handled (an orderly close sends nothing new).
@@ -320,8 +341,15 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         if done() { return }
         let deadline = ContinuousClock.now.advanced(by: configuration.timeout)
         var rounds = 0
+        let sleeps = idleHandler == nil && completionQueue.channel != nil
         while true {
-            idleHandler?()
+            if sleeps {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero { throw fail(.timedOut(what())) }
+                try sleepForCompletions(atMost: min(left, configuration.keepaliveInterval / 2))
+            } else {
+                idleHandler?()
+            }
             try step()
             if done() { return }
             rounds &+= 1
