@@ -48,20 +48,25 @@ extension IOIterator {
     ) throws(IOIteratorError) -> PageExtraction {
         let limit = try extractionLimit(maxSize: maxSize, capacity: maxPages, acceptsPipe: true)
         if limit == 0 { return .empty }
+        // The iterator moves only when the extraction succeeded.
+        var cursor = ExtractionCursor(self)
+        let extraction: PageExtraction
         switch kind {
         case .ubuf, .iovec:
-            return try extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)
+            extraction = try cursor.extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)
         case .kvec:
-            return extractKVecPages(into: &pages, maxPages: maxPages, limit: limit)
+            extraction = cursor.extractKVecPages(into: &pages, maxPages: maxPages, limit: limit)
         case .bvec:
-            return extractBVecPages(into: &pages, maxPages: maxPages, limit: limit)
+            extraction = cursor.extractBVecPages(into: &pages, maxPages: maxPages, limit: limit)
         case .xarray, .folioq:
-            return extractFolioPages(into: &pages, maxPages: maxPages, limit: limit)
+            extraction = cursor.extractFolioPages(into: &pages, maxPages: maxPages, limit: limit)
         case .pipe:
-            return try extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
+            extraction = try cursor.extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
         case .discard:
             throw .notExtractable(kind)
         }
+        cursor.commit(to: &self)
+        return extraction
     }
 
     /// Releases what ``extractPages(into:maxPages:maxSize:ledger:)`` took on `pages`:
@@ -69,9 +74,12 @@ extension IOIterator {
     public func release<C: Collection<Page>>(extractedPages pages: C, ledger: PinLedger = .shared) {
         if extractionWillPin { ledger.unpin(pages) }
     }
+}
 
+/// One helper per kind, each moving the cursor past the bytes its pages describe.
+extension ExtractionCursor {
     /// The first non-empty segment's piece, within `limit`.
-    func firstSegmentPiece(limit: Int) -> MemoryRange? {
+    private func firstSegmentPiece(limit: Int) -> MemoryRange? {
         var first: MemoryRange?
         _ = walk(maxBytes: limit) { range in
             first = range
@@ -81,7 +89,7 @@ extension IOIterator {
     }
 
     /// UBUF, IOVEC: pins the pages of the first segment's piece.
-    private mutating func extractUserPages(
+    fileprivate mutating func extractUserPages(
         into pages: inout [Page], maxPages: Int, limit: Int, ledger: PinLedger
     ) throws(IOIteratorError) -> PageExtraction {
         guard let piece = firstSegmentPiece(limit: limit) else { return .empty }
@@ -96,25 +104,25 @@ extension IOIterator {
             pages.removeSubrange(start...)
             throw error
         }
-        advance(bytes)
+        advance(past: bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: firstOffset, pageCount: pages.count - start)
     }
 
     /// KVEC: lists the pages of the first segment's piece; no retention.
-    private mutating func extractKVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
+    fileprivate mutating func extractKVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         guard let piece = firstSegmentPiece(limit: limit) else { return .empty }
         let firstOffset = piece.pageOffset
         let pageBudget = Swift.min(maxPages, piece.pages.count)
         let bytes = Swift.min(piece.length, pageBudget * pageSize - firstOffset)
         let start = pages.count
         pages.append(contentsOf: MemoryRange(address: piece.address, length: bytes).pages)
-        advance(bytes)
+        advance(past: bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: firstOffset, pageCount: pages.count - start)
     }
 
     /// BVEC: page by page across elements, while each page but the first starts at
     /// offset 0 and each but the last ends at the page boundary; no retention.
-    private mutating func extractBVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
+    fileprivate mutating func extractBVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         var listed = 0
         var bytes = 0
         var firstOffset = 0
@@ -138,12 +146,12 @@ extension IOIterator {
             }
             return stopped ? 0 : taken
         }
-        advance(bytes)
+        advance(past: bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: firstOffset, pageCount: listed)
     }
 
     /// XARRAY, FOLIOQ: page by page across folios (XARRAY stops at a hole); no retention.
-    private mutating func extractFolioPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
+    fileprivate mutating func extractFolioPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         var listed = 0
         var firstOffset = -1
         let bytes = walk(maxBytes: limit, holes: .stop) { range in
@@ -157,12 +165,12 @@ extension IOIterator {
             }
             return taken
         }
-        advance(bytes)
+        advance(past: bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: Swift.max(firstOffset, 0), pageCount: listed)
     }
 
     /// PIPE: appends zeroed pages to the pipe and lists them; the pipe owns them.
-    private mutating func extractPipePages(
+    fileprivate mutating func extractPipePages(
         into pages: inout [Page], maxPages: Int, limit: Int
     ) throws(IOIteratorError) -> PageExtraction {
         let room = roomInNewestPipeBuffer

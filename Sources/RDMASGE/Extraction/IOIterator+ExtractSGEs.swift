@@ -52,59 +52,63 @@ extension IOIterator {
     public mutating func extract<Keys: KeyResolver>(
         maxSize: Int, into sges: inout [SGE], maxSGEs: Int, keys: Keys, ledger: PinLedger = .shared
     ) throws(RDMAError) -> Int {
-        let limit: Int
-        do {
-            limit = try extractionLimit(maxSize: maxSize, capacity: maxSGEs, acceptsPipe: false)
-        } catch {
-            throw .iterator(error)
-        }
+        let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: maxSGEs)
         if limit == 0 { return 0 }
-
         let start = sges.count
-        let pins = extractionWillPin
-        var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: maxSGEs)
-        // Consumes a copy, so that the iterator moves only when everything succeeded.
-        var cursor = self
-        var bytes = 0
+        var extraction = SGEExtraction(self, keys: keys, maxSGEs: maxSGEs, limit: limit)
         do throws(RDMAError) {
             repeat {
                 // Fill the array's spare capacity; grow it only when that is used up.
                 let spare = sges.capacity - sges.count
                 let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
-                builder.needsRoom = false
-                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
-                    switch cursor.kind {
-                    case .iovec, .kvec:
-                        let end = try builder.appendSegments(
-                            cursor.remainingIOVecs, offset: cursor.segmentOffset, limit: limit - bytes,
-                            to: &output) { (UInt(bitPattern: $0.iov_base), $0.iov_len) }
-                        cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
-                        bytes += end.bytes
-                    case .bvec:
-                        let end = try builder.appendSegments(
-                            cursor.remainingBioVecs, offset: cursor.segmentOffset, limit: limit - bytes,
-                            to: &output) { ($0.address, $0.length) }
-                        cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
-                        bytes += end.bytes
-                    default:
-                        bytes += try cursor.consume(maxBytes: limit - bytes, holes: .stop) { (range) throws(RDMAError) -> Int in
-                            if builder.appendInsideRegion(range, to: &output) { return range.length }
-                            return try builder.append(range, to: &output)
-                        }
-                    }
-                    if !builder.needsRoom { builder.close(into: &output) }
-                }
-            } while builder.needsRoom
-            builder.close(into: &sges)
-            if pins { try pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
+                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in try extraction.fill(&output) }
+            } while extraction.builder.needsRoom
+            extraction.builder.close(into: &sges)
+            if extractionWillPin { try pin(sges[start...], pageCount: extraction.builder.pageCount, ledger: ledger) }
         } catch {
-            for sge in sges[start...] { keys.release(lkey: sge.lkey) }
-            if builder.isOpen { keys.release(lkey: builder.openKey) }
+            extraction.releaseReferences(written: sges[start...])
             sges.removeSubrange(start...)
             throw error
         }
-        self = cursor
-        return bytes
+        extraction.cursor.commit(to: &self)
+        return extraction.bytes
+    }
+
+    /// Describes up to `maxSize` bytes of the iterator as SGEs written to the start of
+    /// `buffer`, at most `buffer.count` of them, exactly as
+    /// ``extract(maxSize:into:maxSGEs:keys:ledger:)`` appends them to an array, and
+    /// advances past the bytes described. For owners of SGE storage (a work-request
+    /// plan) that fill it in place; never allocates.
+    ///
+    /// - Returns: The bytes described and the SGEs written.
+    /// - Throws: As ``extract(maxSize:into:maxSGEs:keys:ledger:)``; on error the iterator,
+    ///   the ledger and every region reference are as they were (`buffer` may have been written).
+    @inlinable
+    package mutating func extract<Keys: KeyResolver>(
+        maxSize: Int, into buffer: UnsafeMutableBufferPointer<SGE>, keys: Keys, ledger: PinLedger
+    ) throws(RDMAError) -> (bytes: Int, sgeCount: Int) {
+        let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: buffer.count)
+        if limit == 0 { return (0, 0) }
+        var extraction = SGEExtraction(self, keys: keys, maxSGEs: buffer.count, limit: limit)
+        var output = OutputSpan(buffer: buffer, initializedCount: 0)
+        let failure: RDMAError?
+        do throws(RDMAError) {
+            // The output holds maxSGEs SGEs, so one fill closes the last SGE too.
+            try extraction.fill(&output)
+            failure = nil
+        } catch {
+            failure = error
+        }
+        let written = UnsafeMutableBufferPointer(rebasing: buffer[..<output.finalize(for: buffer)])
+        do throws(RDMAError) {
+            if let failure { throw failure }
+            if extractionWillPin { try pin(written, pageCount: extraction.builder.pageCount, ledger: ledger) }
+        } catch {
+            extraction.releaseReferences(written: written)
+            throw error
+        }
+        extraction.cursor.commit(to: &self)
+        return (extraction.bytes, written.count)
     }
 
     /// Releases what ``extract(maxSize:into:maxSGEs:keys:ledger:)`` took for `sges`:
@@ -113,9 +117,30 @@ extension IOIterator {
         keys.release(extractedSGEs: sges, pinned: extractionWillPin, ledger: ledger)
     }
 
+    /// ``extractionLimit(maxSize:capacity:acceptsPipe:)`` for SGEs, which take no PIPE.
+    @inlinable
+    func sgeExtractionLimit(maxSize: Int, capacity: Int) throws(RDMAError) -> Int {
+        do {
+            return try extractionLimit(maxSize: maxSize, capacity: capacity, acceptsPipe: false)
+        } catch {
+            throw .iterator(error)
+        }
+    }
+
     /// Pins the pages of every SGE, all or none, in one ledger call.
     @usableFromInline
     func pin(_ sges: ArraySlice<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+        try pinPages(of: sges, pageCount: pageCount, ledger: ledger)
+    }
+
+    /// Pins the pages of every SGE in `sges`, all or none, in one ledger call.
+    @usableFromInline
+    func pin(_ sges: UnsafeMutableBufferPointer<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+        try pinPages(of: sges, pageCount: pageCount, ledger: ledger)
+    }
+
+    @inline(__always)
+    private func pinPages<C: Collection<SGE>>(of sges: C, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
         do {
             try ledger.pin(sges.lazy.flatMap(\.pages), count: pageCount)
         } catch {
