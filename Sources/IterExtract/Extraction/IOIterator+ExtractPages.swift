@@ -79,6 +79,7 @@ extension IOIterator {
 /// One helper per kind, each moving the cursor past the bytes its pages describe.
 extension ExtractionCursor {
     /// The first non-empty segment's piece, within `limit`.
+    @inline(__always)
     private func firstSegmentPiece(limit: Int) -> MemoryRange? {
         var first: MemoryRange?
         _ = walk(maxBytes: limit) { range in
@@ -89,6 +90,7 @@ extension ExtractionCursor {
     }
 
     /// UBUF, IOVEC: pins the pages of the first segment's piece.
+    @inline(__always)
     fileprivate mutating func extractUserPages(
         into pages: inout [Page], maxPages: Int, limit: Int, ledger: PinLedger
     ) throws(IOIteratorError) -> PageExtraction {
@@ -109,6 +111,7 @@ extension ExtractionCursor {
     }
 
     /// KVEC: lists the pages of the first segment's piece; no retention.
+    @inline(__always)
     fileprivate mutating func extractKVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         guard let piece = firstSegmentPiece(limit: limit) else { return .empty }
         let firstOffset = piece.pageOffset
@@ -122,6 +125,7 @@ extension ExtractionCursor {
 
     /// BVEC: page by page across elements, while each page but the first starts at
     /// offset 0 and each but the last ends at the page boundary; no retention.
+    @inline(__always)
     fileprivate mutating func extractBVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         var listed = 0
         var bytes = 0
@@ -151,6 +155,7 @@ extension ExtractionCursor {
     }
 
     /// XARRAY, FOLIOQ: page by page across folios (XARRAY stops at a hole); no retention.
+    @inline(__always)
     fileprivate mutating func extractFolioPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         var listed = 0
         var firstOffset = -1
@@ -170,6 +175,7 @@ extension ExtractionCursor {
     }
 
     /// PIPE: appends zeroed pages to the pipe and lists them; the pipe owns them.
+    @inline(__always)
     fileprivate mutating func extractPipePages(
         into pages: inout [Page], maxPages: Int, limit: Int
     ) throws(IOIteratorError) -> PageExtraction {

@@ -55,23 +55,28 @@ extension IOIterator {
         let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: maxSGEs)
         if limit == 0 { return 0 }
         let start = sges.count
-        var extraction = SGEExtraction(self, keys: keys, maxSGEs: maxSGEs, limit: limit)
+        var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: maxSGEs)
+        // The iterator moves only when everything succeeded.
+        var cursor = ExtractionCursor(self)
+        var bytes = 0
         do throws(RDMAError) {
             repeat {
                 // Fill the array's spare capacity; grow it only when that is used up.
                 let spare = sges.capacity - sges.count
                 let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
-                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in try extraction.fill(&output) }
-            } while extraction.builder.needsRoom
-            extraction.builder.close(into: &sges)
-            if extractionWillPin { try pin(sges[start...], pageCount: extraction.builder.pageCount, ledger: ledger) }
+                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
+                    bytes += try builder.fill(&output, from: &cursor, limit: limit - bytes)
+                }
+            } while builder.needsRoom
+            builder.close(into: &sges)
+            if extractionWillPin { try pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
         } catch {
-            extraction.releaseReferences(written: sges[start...])
+            builder.releaseReferences(written: sges[start...])
             sges.removeSubrange(start...)
             throw error
         }
-        extraction.cursor.commit(to: &self)
-        return extraction.bytes
+        cursor.commit(to: &self)
+        return bytes
     }
 
     /// Describes up to `maxSize` bytes of the iterator as SGEs written to the start of
@@ -89,12 +94,14 @@ extension IOIterator {
     ) throws(RDMAError) -> (bytes: Int, sgeCount: Int) {
         let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: buffer.count)
         if limit == 0 { return (0, 0) }
-        var extraction = SGEExtraction(self, keys: keys, maxSGEs: buffer.count, limit: limit)
+        var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: buffer.count)
+        var cursor = ExtractionCursor(self)
         var output = OutputSpan(buffer: buffer, initializedCount: 0)
+        var bytes = 0
         let failure: RDMAError?
         do throws(RDMAError) {
             // The output holds maxSGEs SGEs, so one fill closes the last SGE too.
-            try extraction.fill(&output)
+            bytes = try builder.fill(&output, from: &cursor, limit: limit)
             failure = nil
         } catch {
             failure = error
@@ -102,19 +109,19 @@ extension IOIterator {
         let written = UnsafeMutableBufferPointer(rebasing: buffer[..<output.finalize(for: buffer)])
         do throws(RDMAError) {
             if let failure { throw failure }
-            if extractionWillPin { try pin(written, pageCount: extraction.builder.pageCount, ledger: ledger) }
+            if extractionWillPin { try pin(written, pageCount: builder.pageCount, ledger: ledger) }
         } catch {
-            extraction.releaseReferences(written: written)
+            builder.releaseReferences(written: written)
             throw error
         }
-        extraction.cursor.commit(to: &self)
-        return (extraction.bytes, written.count)
+        cursor.commit(to: &self)
+        return (bytes, written.count)
     }
 
     /// Releases what ``extract(maxSize:into:maxSGEs:keys:ledger:)`` took for `sges`:
     /// each SGE's region reference, and for a user-backed iterator its pages' pins.
     public func release<Keys: KeyResolver, C: Collection<SGE>>(extractedSGEs sges: C, keys: Keys, ledger: PinLedger = .shared) {
-        keys.release(extractedSGEs: sges, pinned: extractionWillPin, ledger: ledger)
+        keys.releaseExtracted(sges, pins: extractionWillPin ? ledger : nil)
     }
 
     /// ``extractionLimit(maxSize:capacity:acceptsPipe:)`` for SGEs, which take no PIPE.
