@@ -117,6 +117,12 @@ package struct ExtractionCursor {
         iterator.advance(past: bytes, holes: holes)
     }
 
+    /// Moves past the next `n` bytes; see `IOIterator.advance(_:)`.
+    @inlinable
+    package mutating func advance(_ n: Int) {
+        iterator.advance(n)
+    }
+
     /// PIPE: appends up to `n` bytes to the pipe, `fill` initialising each new region;
     /// returns the bytes appended.
     package mutating func appendToPipe(_ n: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Int {

@@ -106,7 +106,7 @@ extension ExtractionCursor {
             pages.removeSubrange(start...)
             throw error
         }
-        advance(past: bytes)
+        advance(bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: firstOffset, pageCount: pages.count - start)
     }
 
@@ -119,7 +119,7 @@ extension ExtractionCursor {
         let bytes = Swift.min(piece.length, pageBudget * pageSize - firstOffset)
         let start = pages.count
         pages.append(contentsOf: MemoryRange(address: piece.address, length: bytes).pages)
-        advance(past: bytes)
+        advance(bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: firstOffset, pageCount: pages.count - start)
     }
 
@@ -150,7 +150,7 @@ extension ExtractionCursor {
             }
             return stopped ? 0 : taken
         }
-        advance(past: bytes)
+        advance(bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: firstOffset, pageCount: listed)
     }
 
@@ -170,7 +170,7 @@ extension ExtractionCursor {
             }
             return taken
         }
-        advance(past: bytes)
+        advance(bytes)
         return PageExtraction(byteCount: bytes, firstPageOffset: Swift.max(firstOffset, 0), pageCount: listed)
     }
 

@@ -11,7 +11,7 @@ extension SGEBuilder {
     /// ``appendInPlace(_:at:limit:into:initialized:)``, straight into the output's
     /// memory; a segment it cannot take goes through ``append(_:to:)``. No segment
     /// wraps the address space: making the iterator checked that.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func appendSegments<Segment: SegmentElement>(
         _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
         to output: inout OutputSpan<SGE>
@@ -54,7 +54,7 @@ extension SGEBuilder {
     /// goes on from there. An empty segment anywhere but at the open SGE's end is
     /// skipped by the same path when it lies outside the region (an `iovec` of
     /// `NULL, 0`), so the loop tests for emptiness only where an SGE would open.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func appendInPlace<Segment: SegmentElement>(
         _ segments: UnsafeBufferPointer<Segment>, at position: inout SegmentPosition, limit: Int,
         into buffer: UnsafeMutableBufferPointer<SGE>, initialized: inout Int
