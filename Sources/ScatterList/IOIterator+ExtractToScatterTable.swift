@@ -56,28 +56,28 @@ extension IOIterator {
             table: table, firstEntry: start, endEntry: start + Swift.min(maxEntries, Int.max - start), maxSegment: maxSegment,
             translatesAddresses: kind == .ubuf || kind == .iovec || kind == .kvec, pins: extractionWillPin)
         // The iterator moves only when the extraction succeeded.
-        var cursor = ExtractionCursor(self)
-        let bytes: Int
-        do {
-            switch kind {
-            case .ubuf:
-                bytes = builder.addUserBuffer(&cursor, limit: limit)
-            case .iovec, .kvec:
-                bytes = builder.addIOVecs(&cursor, limit: limit)
-            case .bvec:
-                bytes = builder.addBioVecs(&cursor, limit: limit)
-            case .xarray, .folioq:
-                bytes = builder.addFolios(&cursor, limit: limit)
-            case .pipe, .discard:
-                preconditionFailure("extractionLimit refuses \(kind)")
+        return try withExtractionCursor { (cursor) throws(ScatterListError) -> Int in
+            let bytes: Int
+            do throws(ScatterListError) {
+                switch cursor.kind {
+                case .ubuf:
+                    bytes = builder.addUserBuffer(&cursor, limit: limit)
+                case .iovec, .kvec:
+                    bytes = builder.addIOVecs(&cursor, limit: limit)
+                case .bvec:
+                    bytes = builder.addBioVecs(&cursor, limit: limit)
+                case .xarray, .folioq:
+                    bytes = builder.addFolios(&cursor, limit: limit)
+                case .pipe, .discard:
+                    preconditionFailure("extractionLimit refuses \(cursor.kind)")
+                }
+                if builder.pins { try table.pinEntries(from: start, ledger: ledger) }
+            } catch {
+                table.removeEntries(from: start)
+                throw error
             }
-            if builder.pins { try table.pinEntries(from: start, ledger: ledger) }
-        } catch {
-            table.removeEntries(from: start)
-            throw error
+            return bytes
         }
-        cursor.commit(to: &self)
-        return bytes
     }
 }
 

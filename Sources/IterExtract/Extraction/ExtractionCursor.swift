@@ -43,10 +43,12 @@ extension BioVec: SegmentElement {
     @inlinable package var segmentLength: Int { length }
 }
 
-/// The one walk every extractor drives: a working copy of an iterator that moves as
-/// memory is described, and is committed to the caller's iterator only once the
-/// extraction succeeded (its pins taken, its output kept). An extraction that fails
-/// drops the cursor, and the iterator has not moved.
+/// The one walk every extractor drives: the iterator itself, lent in place to the
+/// extraction by ``IOIterator/withExtractionCursor(_:)``. It moves as memory is
+/// described; when the extraction succeeds the iterator is left where the cursor
+/// ended, and when it fails the iterator is put back where it was. The cursor works
+/// on the iterator where it lies, neither copying it nor retaining its object, so a
+/// call that hands out one segment costs no more than advancing the iterator itself.
 ///
 /// Segment kinds (IOVEC, KVEC, BVEC) offer their remaining segment array and the
 /// offset into its first segment, for loops that cannot afford a closure per segment;
@@ -55,14 +57,21 @@ extension BioVec: SegmentElement {
 /// Only IterExtract reads the iterator's segment internals; the page, scatter and SGE
 /// extractors read them through this type.
 @usableFromInline
-package struct ExtractionCursor {
-    /// The working copy.
-    @usableFromInline var iterator: IOIterator
+package struct ExtractionCursor: ~Copyable {
+    /// The lent iterator; valid for the body of ``IOIterator/withExtractionCursor(_:)`` only.
+    @usableFromInline let lent: UnsafeMutablePointer<IOIterator>
 
-    /// A cursor at `iterator`'s position.
+    /// A cursor over the iterator at `lent`, from its position.
     @inlinable
-    package init(_ iterator: IOIterator) {
-        self.iterator = iterator
+    init(lending lent: UnsafeMutablePointer<IOIterator>) {
+        self.lent = lent
+    }
+
+    /// The lent iterator, in place.
+    @inlinable
+    var iterator: IOIterator {
+        unsafeAddress { UnsafePointer(lent) }
+        nonmutating unsafeMutableAddress { lent }
     }
 
     /// The iterator's kind.
@@ -100,6 +109,16 @@ package struct ExtractionCursor {
     package func walk<E: Error>(
         maxBytes: Int, holes: HolePolicy = .stop, _ body: (MemoryRange) throws(E) -> Int
     ) throws(E) -> Int {
+        try Self.walk(&lent.pointee, maxBytes: maxBytes, holes: holes, body)
+    }
+
+    /// Walks `iterator` in place: an `inout` borrow, which reads the lent iterator
+    /// without copying it (and retaining its object) as a plain read through the
+    /// pointer would.
+    @inlinable
+    static func walk<E: Error>(
+        _ iterator: inout IOIterator, maxBytes: Int, holes: HolePolicy, _ body: (MemoryRange) throws(E) -> Int
+    ) throws(E) -> Int {
         try iterator.walk(maxBytes: maxBytes, holes: holes, body)
     }
 
@@ -131,15 +150,79 @@ package struct ExtractionCursor {
 
     /// PIPE: the free bytes at the end of the newest buffer the iterator appended.
     package var roomInNewestPipeBuffer: Int { iterator.roomInNewestPipeBuffer }
-
-    /// Moves `iterator` to the cursor's position: the extraction succeeded.
-    @inlinable
-    package consuming func commit(to iterator: inout IOIterator) {
-        iterator = self.iterator
-    }
 }
 
 extension SegmentElement {
     /// The segment's address and length.
     @inlinable package var segmentRange: (address: UInt, length: Int) { (segmentAddress, segmentLength) }
+}
+
+/// Where an iterator was when it lent itself to an extraction: its moving parts, for
+/// putting it back when the extraction fails. Only FOLIOQ moves its object (from
+/// segment to segment, and the chain holds its segments only forwards), so only a
+/// FOLIOQ start holds one, retained until ``release()``; the other kinds save no
+/// reference and cost no reference counting.
+@usableFromInline
+struct ExtractionStart {
+    @usableFromInline let count: Int
+    @usableFromInline let offset: Int
+    @usableFromInline let segments: UnsafeRawPointer?
+    @usableFromInline let segmentCount: Int
+    @usableFromInline let slot: Int
+    @usableFromInline let folioQueueSegment: Unmanaged<AnyObject>?
+
+    @inlinable
+    init(_ iterator: borrowing IOIterator) {
+        count = iterator.count
+        offset = iterator.offset
+        segments = iterator.segments
+        segmentCount = iterator.segmentCount
+        slot = iterator.slot
+        folioQueueSegment = iterator.kind == .folioq ? Unmanaged.passRetained(iterator.object!) : nil
+    }
+
+    /// Gives back the FOLIOQ segment the start holds.
+    @inlinable
+    func release() {
+        folioQueueSegment?.release()
+    }
+}
+
+extension IOIterator {
+    /// Lends the iterator to an extraction as an ``ExtractionCursor``: `body` describes
+    /// memory and moves the cursor. When `body` returns, the iterator is where the
+    /// cursor ended; when it throws, the iterator is back where it was (for PIPE, the
+    /// bytes appended meanwhile are dropped). The extractors' one way to move an
+    /// iterator, so that an extraction that fails leaves no trace on it.
+    @inlinable
+    package mutating func withExtractionCursor<R, E: Error>(
+        _ body: (inout ExtractionCursor) throws(E) -> R
+    ) throws(E) -> R {
+        let start = ExtractionStart(self)
+        defer { start.release() }
+        do throws(E) {
+            return try withUnsafeMutablePointer(to: &self) { (lent) throws(E) -> R in
+                var cursor = ExtractionCursor(lending: lent)
+                return try body(&cursor)
+            }
+        } catch {
+            rewind(to: start)
+            throw error
+        }
+    }
+
+    /// Puts the iterator back at `start`, where it lent itself to a failed extraction.
+    @usableFromInline
+    mutating func rewind(to start: ExtractionStart) {
+        if kind == .pipe {
+            revert(start.count - count)
+            return
+        }
+        count = start.count
+        offset = start.offset
+        segments = start.segments
+        segmentCount = start.segmentCount
+        slot = start.slot
+        if let segment = start.folioQueueSegment { object = segment.takeUnretainedValue() }
+    }
 }

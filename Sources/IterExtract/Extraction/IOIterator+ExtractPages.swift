@@ -49,24 +49,22 @@ extension IOIterator {
         let limit = try extractionLimit(maxSize: maxSize, capacity: maxPages, acceptsPipe: true)
         if limit == 0 { return .empty }
         // The iterator moves only when the extraction succeeded.
-        var cursor = ExtractionCursor(self)
-        let extraction: PageExtraction
-        switch kind {
-        case .ubuf, .iovec:
-            extraction = try cursor.extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)
-        case .kvec:
-            extraction = cursor.extractKVecPages(into: &pages, maxPages: maxPages, limit: limit)
-        case .bvec:
-            extraction = cursor.extractBVecPages(into: &pages, maxPages: maxPages, limit: limit)
-        case .xarray, .folioq:
-            extraction = cursor.extractFolioPages(into: &pages, maxPages: maxPages, limit: limit)
-        case .pipe:
-            extraction = try cursor.extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
-        case .discard:
-            throw .notExtractable(kind)
+        return try withExtractionCursor { (cursor) throws(IOIteratorError) -> PageExtraction in
+            switch cursor.kind {
+            case .ubuf, .iovec:
+                try cursor.extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)
+            case .kvec:
+                cursor.extractKVecPages(into: &pages, maxPages: maxPages, limit: limit)
+            case .bvec:
+                cursor.extractBVecPages(into: &pages, maxPages: maxPages, limit: limit)
+            case .xarray, .folioq:
+                cursor.extractFolioPages(into: &pages, maxPages: maxPages, limit: limit)
+            case .pipe:
+                try cursor.extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
+            case .discard:
+                throw .notExtractable(.discard)
+            }
         }
-        cursor.commit(to: &self)
-        return extraction
     }
 
     /// Releases what ``extractPages(into:maxPages:maxSize:ledger:)`` took on `pages`:

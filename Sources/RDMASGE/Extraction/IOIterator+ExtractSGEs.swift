@@ -48,7 +48,9 @@ extension IOIterator {
     ///   ``RDMAError/unregisteredMemory(address:)`` for memory no key covers;
     ///   ``RDMAError/accessDenied(address:lkey:missing:)``;
     ///   ``RDMAError/registrationFailed(_:)`` from an MR cache.
-    @inlinable
+    // Specialised per resolver, never inlined: the whole segment loop would otherwise
+    // land in every caller and crowd out the caller's own inlining.
+    @inlinable @inline(never)
     public mutating func extract<Keys: KeyResolver>(
         maxSize: Int, into sges: inout [SGE], maxSGEs: Int, keys: Keys, ledger: PinLedger = .shared
     ) throws(RDMAError) -> Int {
@@ -57,26 +59,27 @@ extension IOIterator {
         let start = sges.count
         var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: maxSGEs)
         // The iterator moves only when everything succeeded.
-        var cursor = ExtractionCursor(self)
-        var bytes = 0
-        do throws(RDMAError) {
-            repeat {
-                // Fill the array's spare capacity; grow it only when that is used up.
-                let spare = sges.capacity - sges.count
-                let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
-                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
-                    bytes += try builder.fill(&output, from: &cursor, limit: limit - bytes)
-                }
-            } while builder.needsRoom
-            builder.close(into: &sges)
-            if extractionWillPin { try pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
-        } catch {
-            builder.releaseReferences(written: sges[start...])
-            sges.removeSubrange(start...)
-            throw error
+        let willPin = extractionWillPin
+        return try withExtractionCursor { (cursor) throws(RDMAError) -> Int in
+            var bytes = 0
+            do throws(RDMAError) {
+                repeat {
+                    // Fill the array's spare capacity; grow it only when that is used up.
+                    let spare = sges.capacity - sges.count
+                    let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
+                    try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
+                        bytes += try builder.fill(&output, from: &cursor, limit: limit - bytes)
+                    }
+                } while builder.needsRoom
+                builder.close(into: &sges)
+                if willPin { try Self.pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
+            } catch {
+                builder.releaseReferences(written: sges[start...])
+                sges.removeSubrange(start...)
+                throw error
+            }
+            return bytes
         }
-        cursor.commit(to: &self)
-        return bytes
     }
 
     /// Describes up to `maxSize` bytes of the iterator as SGEs written to the start of
@@ -95,27 +98,28 @@ extension IOIterator {
         let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: buffer.count)
         if limit == 0 { return (0, 0) }
         var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: buffer.count)
-        var cursor = ExtractionCursor(self)
-        var output = OutputSpan(buffer: buffer, initializedCount: 0)
-        var bytes = 0
-        let failure: RDMAError?
-        do throws(RDMAError) {
-            // The output holds maxSGEs SGEs, so one fill closes the last SGE too.
-            bytes = try builder.fill(&output, from: &cursor, limit: limit)
-            failure = nil
-        } catch {
-            failure = error
+        let willPin = extractionWillPin
+        return try withExtractionCursor { (cursor) throws(RDMAError) -> (bytes: Int, sgeCount: Int) in
+            var output = OutputSpan(buffer: buffer, initializedCount: 0)
+            var bytes = 0
+            let failure: RDMAError?
+            do throws(RDMAError) {
+                // The output holds maxSGEs SGEs, so one fill closes the last SGE too.
+                bytes = try builder.fill(&output, from: &cursor, limit: limit)
+                failure = nil
+            } catch {
+                failure = error
+            }
+            let written = UnsafeMutableBufferPointer(rebasing: buffer[..<output.finalize(for: buffer)])
+            do throws(RDMAError) {
+                if let failure { throw failure }
+                if willPin { try Self.pin(written, pageCount: builder.pageCount, ledger: ledger) }
+            } catch {
+                builder.releaseReferences(written: written)
+                throw error
+            }
+            return (bytes, written.count)
         }
-        let written = UnsafeMutableBufferPointer(rebasing: buffer[..<output.finalize(for: buffer)])
-        do throws(RDMAError) {
-            if let failure { throw failure }
-            if extractionWillPin { try pin(written, pageCount: builder.pageCount, ledger: ledger) }
-        } catch {
-            builder.releaseReferences(written: written)
-            throw error
-        }
-        cursor.commit(to: &self)
-        return (bytes, written.count)
     }
 
     /// Releases what ``extract(maxSize:into:maxSGEs:keys:ledger:)`` took for `sges`:
@@ -136,18 +140,18 @@ extension IOIterator {
 
     /// Pins the pages of every SGE, all or none, in one ledger call.
     @usableFromInline
-    func pin(_ sges: ArraySlice<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+    static func pin(_ sges: ArraySlice<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
         try pinPages(of: sges, pageCount: pageCount, ledger: ledger)
     }
 
     /// Pins the pages of every SGE in `sges`, all or none, in one ledger call.
     @usableFromInline
-    func pin(_ sges: UnsafeMutableBufferPointer<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+    static func pin(_ sges: UnsafeMutableBufferPointer<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
         try pinPages(of: sges, pageCount: pageCount, ledger: ledger)
     }
 
     @inline(__always)
-    private func pinPages<C: Collection<SGE>>(of sges: C, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+    private static func pinPages<C: Collection<SGE>>(of sges: C, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
         do {
             try ledger.pin(sges.lazy.flatMap(\.pages), count: pageCount)
         } catch {

@@ -2,8 +2,8 @@ import IterExtract
 
 /// One round of extraction to SGEs, shared by the array and the buffer entry points of
 /// `IOIterator.extract`: the builder describes the memory under an ``ExtractionCursor``
-/// (a working copy of the iterator, committed by the caller once the SGEs are kept and
-/// their pages pinned).
+/// (the iterator, lent by `IOIterator.withExtractionCursor(_:)` and put back where it
+/// was unless the SGEs are kept and their pages pinned).
 extension SGEBuilder {
     /// Describes up to `limit` bytes from `cursor` into `output`, stopping at the
     /// limit, the end, the most SGEs, or a full output (then ``needsRoom`` is set and
