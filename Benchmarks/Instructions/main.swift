@@ -8,7 +8,7 @@ import ScatterList
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let iterations = Int(arguments[3]) else {
-    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: sg sg-merged sg-two-step sge sge-two-step none)")
+    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: pages sg sg-merged sg-two-step sge sge-two-step none)")
     exit(2)
 }
 let path = arguments[1]
@@ -39,6 +39,8 @@ let ledger = PinLedger(mode: .counting)
 let table = ScatterTable(reservingCapacity: 256)
 var sges: [SGE] = []
 sges.reserveCapacity(1024)
+var pages: [Page] = []
+pages.reserveCapacity(256)
 let keys = SingleKeyResolver(lkey: 7, coverage: pool.addressRange, access: [.localWrite, .remoteRead])
 for _ in 0..<iterations {
     var iterator = prototype
@@ -54,6 +56,10 @@ for _ in 0..<iterations {
                 sges.removeAll(keepingCapacity: true)
                 for entry in table { sges.append(SGE(address: UInt64(entry.address), length: UInt32(entry.length), lkey: 7)) }
             }
+        case "pages":
+            pages.removeAll(keepingCapacity: true)
+            bytes = try iterator.extractPages(into: &pages, maxPages: 256, maxSize: .max, ledger: ledger).byteCount
+            iterator.release(extractedPages: pages, ledger: ledger)
         case "sge":
             sges.removeAll(keepingCapacity: true)
             bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: keys, ledger: ledger)

@@ -55,32 +55,58 @@ extension IOIterator {
         let builder = ScatterEntryBuilder(
             table: table, firstEntry: start, endEntry: start + Swift.min(maxEntries, Int.max - start), maxSegment: maxSegment,
             translatesAddresses: kind == .ubuf || kind == .iovec || kind == .kvec, pins: extractionWillPin)
-        let bytes: Int
-        var end: (bytes: Int, index: Int, offset: Int)?
-        do {
-            if kind == .iovec || kind == .kvec {
-                end = builder.addSegments(remainingIOVecs, offset: segmentOffset, limit: limit) {
-                    (UInt(bitPattern: $0.iov_base), $0.iov_len)
+        // The iterator moves only when the extraction succeeded.
+        return try withExtractionCursor { (cursor) throws(ScatterListError) -> Int in
+            let bytes: Int
+            do throws(ScatterListError) {
+                switch cursor.kind {
+                case .ubuf:
+                    bytes = builder.addUserBuffer(&cursor, limit: limit)
+                case .iovec, .kvec:
+                    bytes = builder.addIOVecs(&cursor, limit: limit)
+                case .bvec:
+                    bytes = builder.addBioVecs(&cursor, limit: limit)
+                case .xarray, .folioq:
+                    bytes = builder.addFolios(&cursor, limit: limit)
+                case .pipe, .discard:
+                    preconditionFailure("extractionLimit refuses \(cursor.kind)")
                 }
-                bytes = end!.bytes
-            } else if kind == .bvec {
-                end = builder.addSegments(remainingBioVecs, offset: segmentOffset, limit: limit) { ($0.address, $0.length) }
-                bytes = end!.bytes
-            } else if builder.maxSegment == nil, kind == .folioq || kind == .xarray {
-                bytes = walk(maxBytes: limit, holes: .skip, builder.addWhole)
-            } else {
-                bytes = walk(maxBytes: limit, holes: .skip, builder.addPages)
+                if builder.pins { try table.pinEntries(from: start, ledger: ledger) }
+            } catch {
+                table.removeEntries(from: start)
+                throw error
             }
-            if builder.pins { try table.pinEntries(from: start, ledger: ledger) }
-        } catch {
-            table.removeEntries(from: start)
-            throw error
+            return bytes
         }
-        if let end {
-            moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
-        } else {
-            advance(past: bytes, holes: .skip)
-        }
-        return bytes
+    }
+}
+
+/// One helper per kind, each moving the cursor past the bytes it added.
+extension ScatterEntryBuilder {
+    /// IOVEC, KVEC: the segment array; an IOVEC's pages are pinned by the caller
+    /// (``pins``), a KVEC's are not retained.
+    fileprivate func addIOVecs(_ cursor: inout ExtractionCursor, limit: Int) -> Int {
+        let end = addSegments(cursor.remainingIOVecs, offset: cursor.segmentOffset, limit: limit)
+        cursor.move(to: end)
+        return end.bytes
+    }
+
+    /// BVEC: the segment array, one entry per element at kernel granularity; no retention.
+    fileprivate func addBioVecs(_ cursor: inout ExtractionCursor, limit: Int) -> Int {
+        let end = addSegments(cursor.remainingBioVecs, offset: cursor.segmentOffset, limit: limit)
+        cursor.move(to: end)
+        return end.bytes
+    }
+
+    /// UBUF: page by page; the pages are pinned by the caller (``pins``).
+    fileprivate func addUserBuffer(_ cursor: inout ExtractionCursor, limit: Int) -> Int {
+        cursor.consume(maxBytes: limit, addPages)
+    }
+
+    /// XARRAY, FOLIOQ: folio by folio (whole at kernel granularity), skipping an
+    /// XARRAY's holes; no retention.
+    fileprivate func addFolios(_ cursor: inout ExtractionCursor, limit: Int) -> Int {
+        if maxSegment == nil { return cursor.consume(maxBytes: limit, holes: .skip, addWhole) }
+        return cursor.consume(maxBytes: limit, holes: .skip, addPages)
     }
 }

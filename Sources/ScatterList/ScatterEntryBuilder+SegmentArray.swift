@@ -12,29 +12,28 @@ extension ScatterEntryBuilder {
     /// variables; the rest (a mapped segment, a full chunk) goes through the table's
     /// general path, with the cursor written back around it. No segment wraps the
     /// address space: making the iterator checked that.
-    func addSegments<Segment>(
+    func addSegments<Segment: SegmentElement>(
         _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
-        range: (Segment) -> (address: UInt, length: Int)
-    ) -> (bytes: Int, index: Int, offset: Int) {
+    ) -> SegmentPosition {
         precondition(!table.isMapped, "a mapped table cannot grow; unmap it first")
         if maxSegment != nil {
-            return addSegments(segments, offset: offset, limit: limit, shape: MergedEntries.self, range: range)
+            return addSegments(segments, offset: offset, limit: limit, shape: MergedEntries.self)
         } else if translatesAddresses {
-            return addSegments(segments, offset: offset, limit: limit, shape: PageEntries.self, range: range)
+            return addSegments(segments, offset: offset, limit: limit, shape: PageEntries.self)
         }
-        return addSegments(segments, offset: offset, limit: limit, shape: WholeEntries.self, range: range)
+        return addSegments(segments, offset: offset, limit: limit, shape: WholeEntries.self)
     }
 
-    /// The loop of ``addSegments(_:offset:limit:range:)``, compiled once per shape of
+    /// The loop of ``addSegments(_:offset:limit:)``, compiled once per shape of
     /// entry, so that it tests no granularity flag per segment. Kept out of line: when
     /// the optimizer inlined the merged BVEC loop into the caller, it ran about 8%
     /// more instructions per call (Benchmarks/Instructions, BVEC-256 sg-merged), and
     /// the out-of-line IOVEC merged loop runs about 4% fewer.
     @inline(never)
-    private func addSegments<Segment, Shape: EntryShape>(
+    private func addSegments<Segment: SegmentElement, Shape: EntryShape>(
         _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
-        shape: Shape.Type, range: (Segment) -> (address: UInt, length: Int)
-    ) -> (bytes: Int, index: Int, offset: Int) {
+        shape: Shape.Type
+    ) -> SegmentPosition {
         let state = table.state
         let entryLimit = maxSegment ?? .max
         let pinMark = pins
@@ -45,10 +44,10 @@ extension ScatterEntryBuilder {
         while done < limit, index < segments.count {
             if !Shape.splitsAtPages, cursor.room > 0 {
                 addInChunk(segments, done: &done, index: &index, skip: &skip, limit: limit, cursor: &cursor,
-                           shape: Shape.self, range: range)
+                           shape: Shape.self)
                 guard done < limit, index < segments.count else { break }
             }
-            let segment = range(segments[index])
+            let segment = segments[index].segmentRange
             let rest = segment.length &- skip
             let piece = Swift.min(rest, limit &- done)
             if piece > 0 {
@@ -103,7 +102,7 @@ extension ScatterEntryBuilder {
             index &+= 1
         }
         state.pointee = cursor
-        return (done, index, skip)
+        return SegmentPosition(bytes: done, index: index, offset: skip)
     }
 
     /// Takes pieces for as long as each makes one entry in the current chunk or grows
@@ -112,9 +111,9 @@ extension ScatterEntryBuilder {
     /// stops at the first piece that needs more (a mapped range, a piece longer than
     /// an entry may be, a full chunk, the entry budget) and leaves the position there.
     @inline(__always)
-    private func addInChunk<Segment, Shape: EntryShape>(
+    private func addInChunk<Segment: SegmentElement, Shape: EntryShape>(
         _ segments: UnsafeBufferPointer<Segment>, done: inout Int, index: inout Int, skip: inout Int, limit: Int,
-        cursor: inout ScatterTable.AppendState, shape: Shape.Type, range: (Segment) -> (address: UInt, length: Int)
+        cursor: inout ScatterTable.AppendState, shape: Shape.Type
     ) {
         guard let first = cursor.slot else { return }
         let entryLimit = maxSegment ?? .max
@@ -135,7 +134,7 @@ extension ScatterEntryBuilder {
         let end = base + segments.count
         var next = base + index
         var remaining = limit &- done
-        var piece = range(next.pointee)
+        var piece = next.pointee.segmentRange
         piece.address &+= UInt(bitPattern: skip)
         piece.length &-= skip
         while true {
@@ -165,7 +164,7 @@ extension ScatterEntryBuilder {
             }
             next += 1
             guard next < end else { break }
-            piece = range(next.pointee)
+            piece = next.pointee.segmentRange
         }
         let added = slot - first
         if added > 0 {
@@ -177,7 +176,7 @@ extension ScatterEntryBuilder {
         }
         done = limit &- remaining
         index = next - base
-        skip = next < end ? Int(bitPattern: piece.address &- range(next.pointee).address) : 0
+        skip = next < end ? Int(bitPattern: piece.address &- next.pointee.segmentAddress) : 0
     }
 }
 

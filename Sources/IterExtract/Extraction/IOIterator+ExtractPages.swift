@@ -48,19 +48,22 @@ extension IOIterator {
     ) throws(IOIteratorError) -> PageExtraction {
         let limit = try extractionLimit(maxSize: maxSize, capacity: maxPages, acceptsPipe: true)
         if limit == 0 { return .empty }
-        switch kind {
-        case .ubuf, .iovec:
-            return try extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)
-        case .kvec:
-            return extractKVecPages(into: &pages, maxPages: maxPages, limit: limit)
-        case .bvec:
-            return extractBVecPages(into: &pages, maxPages: maxPages, limit: limit)
-        case .xarray, .folioq:
-            return extractFolioPages(into: &pages, maxPages: maxPages, limit: limit)
-        case .pipe:
-            return try extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
-        case .discard:
-            throw .notExtractable(kind)
+        // The iterator moves only when the extraction succeeded.
+        return try withExtractionCursor { (cursor) throws(IOIteratorError) -> PageExtraction in
+            switch cursor.kind {
+            case .ubuf, .iovec:
+                try cursor.extractUserPages(into: &pages, maxPages: maxPages, limit: limit, ledger: ledger)
+            case .kvec:
+                cursor.extractKVecPages(into: &pages, maxPages: maxPages, limit: limit)
+            case .bvec:
+                cursor.extractBVecPages(into: &pages, maxPages: maxPages, limit: limit)
+            case .xarray, .folioq:
+                cursor.extractFolioPages(into: &pages, maxPages: maxPages, limit: limit)
+            case .pipe:
+                try cursor.extractPipePages(into: &pages, maxPages: maxPages, limit: limit)
+            case .discard:
+                throw .notExtractable(.discard)
+            }
         }
     }
 
@@ -69,9 +72,13 @@ extension IOIterator {
     public func release<C: Collection<Page>>(extractedPages pages: C, ledger: PinLedger = .shared) {
         if extractionWillPin { ledger.unpin(pages) }
     }
+}
 
+/// One helper per kind, each moving the cursor past the bytes its pages describe.
+extension ExtractionCursor {
     /// The first non-empty segment's piece, within `limit`.
-    func firstSegmentPiece(limit: Int) -> MemoryRange? {
+    @inline(__always)
+    private func firstSegmentPiece(limit: Int) -> MemoryRange? {
         var first: MemoryRange?
         _ = walk(maxBytes: limit) { range in
             first = range
@@ -81,7 +88,8 @@ extension IOIterator {
     }
 
     /// UBUF, IOVEC: pins the pages of the first segment's piece.
-    private mutating func extractUserPages(
+    @inline(__always)
+    fileprivate mutating func extractUserPages(
         into pages: inout [Page], maxPages: Int, limit: Int, ledger: PinLedger
     ) throws(IOIteratorError) -> PageExtraction {
         guard let piece = firstSegmentPiece(limit: limit) else { return .empty }
@@ -101,7 +109,8 @@ extension IOIterator {
     }
 
     /// KVEC: lists the pages of the first segment's piece; no retention.
-    private mutating func extractKVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
+    @inline(__always)
+    fileprivate mutating func extractKVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         guard let piece = firstSegmentPiece(limit: limit) else { return .empty }
         let firstOffset = piece.pageOffset
         let pageBudget = Swift.min(maxPages, piece.pages.count)
@@ -114,7 +123,8 @@ extension IOIterator {
 
     /// BVEC: page by page across elements, while each page but the first starts at
     /// offset 0 and each but the last ends at the page boundary; no retention.
-    private mutating func extractBVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
+    @inline(__always)
+    fileprivate mutating func extractBVecPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         var listed = 0
         var bytes = 0
         var firstOffset = 0
@@ -143,7 +153,8 @@ extension IOIterator {
     }
 
     /// XARRAY, FOLIOQ: page by page across folios (XARRAY stops at a hole); no retention.
-    private mutating func extractFolioPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
+    @inline(__always)
+    fileprivate mutating func extractFolioPages(into pages: inout [Page], maxPages: Int, limit: Int) -> PageExtraction {
         var listed = 0
         var firstOffset = -1
         let bytes = walk(maxBytes: limit, holes: .stop) { range in
@@ -162,7 +173,8 @@ extension IOIterator {
     }
 
     /// PIPE: appends zeroed pages to the pipe and lists them; the pipe owns them.
-    private mutating func extractPipePages(
+    @inline(__always)
+    fileprivate mutating func extractPipePages(
         into pages: inout [Page], maxPages: Int, limit: Int
     ) throws(IOIteratorError) -> PageExtraction {
         let room = roomInNewestPipeBuffer

@@ -106,19 +106,6 @@ extension IOIterator {
         return (segment.address, segment.length)
     }
 
-    /// IOVEC, KVEC: the `iovec`s from the current one on; the first is ``segmentOffset``
-    /// bytes in. For loops that cannot afford a closure per segment.
-    @inlinable
-    package var remainingIOVecs: UnsafeBufferPointer<iovec> { UnsafeBufferPointer(start: iovecs, count: segmentCount) }
-
-    /// BVEC: the ``BioVec``s from the current one on; the first is ``segmentOffset`` bytes in.
-    @inlinable
-    package var remainingBioVecs: UnsafeBufferPointer<BioVec> { UnsafeBufferPointer(start: bioVecs, count: segmentCount) }
-
-    /// IOVEC, KVEC, BVEC: how far into its first remaining segment the iterator is.
-    @inlinable
-    package var segmentOffset: Int { offset }
-
     /// Walks a segment array; returns the bytes taken and where the walk ended: the
     /// segment index and the offset into it.
     @inlinable
@@ -159,10 +146,10 @@ extension IOIterator {
 
     /// Moves a segment iterator to `offset` bytes into segment `index` (counted from
     /// the current one), `consumed` bytes on, dropping finished and empty segments as
-    /// ``advance(_:)`` does. For the package's loops over ``remainingIOVecs`` and
-    /// ``remainingBioVecs``, which must pass where their walk really ended.
+    /// ``advance(_:)`` does. For loops over the segment array (``consumeSegments(_:_:segment:)``
+    /// and ``ExtractionCursor/move(to:)``), which must pass where their walk really ended.
     @usableFromInline
-    package mutating func moveToSegment(_ index: Int, offset skip: Int, consumed: Int) {
+    mutating func moveToSegment(_ index: Int, offset skip: Int, consumed: Int) {
         var index = index
         var skip = skip
         while index < segmentCount {

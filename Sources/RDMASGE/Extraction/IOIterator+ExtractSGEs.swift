@@ -48,74 +48,110 @@ extension IOIterator {
     ///   ``RDMAError/unregisteredMemory(address:)`` for memory no key covers;
     ///   ``RDMAError/accessDenied(address:lkey:missing:)``;
     ///   ``RDMAError/registrationFailed(_:)`` from an MR cache.
-    @inlinable
+    // Specialised per resolver, never inlined: the whole segment loop would otherwise
+    // land in every caller and crowd out the caller's own inlining.
+    @inlinable @inline(never)
     public mutating func extract<Keys: KeyResolver>(
         maxSize: Int, into sges: inout [SGE], maxSGEs: Int, keys: Keys, ledger: PinLedger = .shared
     ) throws(RDMAError) -> Int {
-        let limit: Int
-        do {
-            limit = try extractionLimit(maxSize: maxSize, capacity: maxSGEs, acceptsPipe: false)
-        } catch {
-            throw .iterator(error)
-        }
+        let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: maxSGEs)
         if limit == 0 { return 0 }
-
         let start = sges.count
-        let pins = extractionWillPin
         var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: maxSGEs)
-        // Consumes a copy, so that the iterator moves only when everything succeeded.
-        var cursor = self
-        var bytes = 0
-        do throws(RDMAError) {
-            repeat {
-                // Fill the array's spare capacity; grow it only when that is used up.
-                let spare = sges.capacity - sges.count
-                let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
-                builder.needsRoom = false
-                try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
-                    switch cursor.kind {
-                    case .iovec, .kvec:
-                        let end = try builder.appendSegments(
-                            cursor.remainingIOVecs, offset: cursor.segmentOffset, limit: limit - bytes,
-                            to: &output) { (UInt(bitPattern: $0.iov_base), $0.iov_len) }
-                        cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
-                        bytes += end.bytes
-                    case .bvec:
-                        let end = try builder.appendSegments(
-                            cursor.remainingBioVecs, offset: cursor.segmentOffset, limit: limit - bytes,
-                            to: &output) { ($0.address, $0.length) }
-                        cursor.moveToSegment(end.index, offset: end.offset, consumed: end.bytes)
-                        bytes += end.bytes
-                    default:
-                        bytes += try cursor.consume(maxBytes: limit - bytes, holes: .stop) { (range) throws(RDMAError) -> Int in
-                            if builder.appendInsideRegion(range, to: &output) { return range.length }
-                            return try builder.append(range, to: &output)
-                        }
+        // The iterator moves only when everything succeeded.
+        let willPin = extractionWillPin
+        return try withExtractionCursor { (cursor) throws(RDMAError) -> Int in
+            var bytes = 0
+            do throws(RDMAError) {
+                repeat {
+                    // Fill the array's spare capacity; grow it only when that is used up.
+                    let spare = sges.capacity - sges.count
+                    let room = spare > 0 ? spare : Swift.min(Swift.max(sges.capacity, 16), maxSGEs - (sges.count - start))
+                    try sges.append(addingCapacity: room) { (output) throws(RDMAError) in
+                        bytes += try builder.fill(&output, from: &cursor, limit: limit - bytes)
                     }
-                    if !builder.needsRoom { builder.close(into: &output) }
-                }
-            } while builder.needsRoom
-            builder.close(into: &sges)
-            if pins { try pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
-        } catch {
-            for sge in sges[start...] { keys.release(lkey: sge.lkey) }
-            if builder.isOpen { keys.release(lkey: builder.openKey) }
-            sges.removeSubrange(start...)
-            throw error
+                } while builder.needsRoom
+                builder.close(into: &sges)
+                if willPin { try Self.pin(sges[start...], pageCount: builder.pageCount, ledger: ledger) }
+            } catch {
+                builder.releaseReferences(written: sges[start...])
+                sges.removeSubrange(start...)
+                throw error
+            }
+            return bytes
         }
-        self = cursor
-        return bytes
+    }
+
+    /// Describes up to `maxSize` bytes of the iterator as SGEs written to the start of
+    /// `buffer`, at most `buffer.count` of them, exactly as
+    /// ``extract(maxSize:into:maxSGEs:keys:ledger:)`` appends them to an array, and
+    /// advances past the bytes described. For owners of SGE storage (a work-request
+    /// plan) that fill it in place; never allocates.
+    ///
+    /// - Returns: The bytes described and the SGEs written.
+    /// - Throws: As ``extract(maxSize:into:maxSGEs:keys:ledger:)``; on error the iterator,
+    ///   the ledger and every region reference are as they were (`buffer` may have been written).
+    @inlinable
+    package mutating func extract<Keys: KeyResolver>(
+        maxSize: Int, into buffer: UnsafeMutableBufferPointer<SGE>, keys: Keys, ledger: PinLedger
+    ) throws(RDMAError) -> (bytes: Int, sgeCount: Int) {
+        let limit = try sgeExtractionLimit(maxSize: maxSize, capacity: buffer.count)
+        if limit == 0 { return (0, 0) }
+        var builder = SGEBuilder(keys: keys, access: direction == .destination ? .localWrite : [], maxSGEs: buffer.count)
+        let willPin = extractionWillPin
+        return try withExtractionCursor { (cursor) throws(RDMAError) -> (bytes: Int, sgeCount: Int) in
+            var output = OutputSpan(buffer: buffer, initializedCount: 0)
+            var bytes = 0
+            let failure: RDMAError?
+            do throws(RDMAError) {
+                // The output holds maxSGEs SGEs, so one fill closes the last SGE too.
+                bytes = try builder.fill(&output, from: &cursor, limit: limit)
+                failure = nil
+            } catch {
+                failure = error
+            }
+            let written = UnsafeMutableBufferPointer(rebasing: buffer[..<output.finalize(for: buffer)])
+            do throws(RDMAError) {
+                if let failure { throw failure }
+                if willPin { try Self.pin(written, pageCount: builder.pageCount, ledger: ledger) }
+            } catch {
+                builder.releaseReferences(written: written)
+                throw error
+            }
+            return (bytes, written.count)
+        }
     }
 
     /// Releases what ``extract(maxSize:into:maxSGEs:keys:ledger:)`` took for `sges`:
     /// each SGE's region reference, and for a user-backed iterator its pages' pins.
     public func release<Keys: KeyResolver, C: Collection<SGE>>(extractedSGEs sges: C, keys: Keys, ledger: PinLedger = .shared) {
-        keys.release(extractedSGEs: sges, pinned: extractionWillPin, ledger: ledger)
+        keys.releaseExtracted(sges, pins: extractionWillPin ? ledger : nil)
+    }
+
+    /// ``extractionLimit(maxSize:capacity:acceptsPipe:)`` for SGEs, which take no PIPE.
+    @inlinable
+    func sgeExtractionLimit(maxSize: Int, capacity: Int) throws(RDMAError) -> Int {
+        do {
+            return try extractionLimit(maxSize: maxSize, capacity: capacity, acceptsPipe: false)
+        } catch {
+            throw .iterator(error)
+        }
     }
 
     /// Pins the pages of every SGE, all or none, in one ledger call.
     @usableFromInline
-    func pin(_ sges: ArraySlice<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+    static func pin(_ sges: ArraySlice<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+        try pinPages(of: sges, pageCount: pageCount, ledger: ledger)
+    }
+
+    /// Pins the pages of every SGE in `sges`, all or none, in one ledger call.
+    @usableFromInline
+    static func pin(_ sges: UnsafeMutableBufferPointer<SGE>, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
+        try pinPages(of: sges, pageCount: pageCount, ledger: ledger)
+    }
+
+    @inline(__always)
+    private static func pinPages<C: Collection<SGE>>(of sges: C, pageCount: Int, ledger: PinLedger) throws(RDMAError) {
         do {
             try ledger.pin(sges.lazy.flatMap(\.pages), count: pageCount)
         } catch {

@@ -8,22 +8,22 @@ extension SGEBuilder {
     ///
     /// This is the loop the kernel writes by hand over an `iovec` array. Runs of
     /// segments that the remembered region covers go through
-    /// ``appendInPlace(_:at:limit:into:initialized:range:)``, straight into the output's
+    /// ``appendInPlace(_:at:limit:into:initialized:)``, straight into the output's
     /// memory; a segment it cannot take goes through ``append(_:to:)``. No segment
     /// wraps the address space: making the iterator checked that.
-    @inlinable
-    mutating func appendSegments<Segment>(
+    @inlinable @inline(__always)
+    mutating func appendSegments<Segment: SegmentElement>(
         _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
-        to output: inout OutputSpan<SGE>, range: (Segment) -> (address: UInt, length: Int)
-    ) throws(RDMAError) -> (bytes: Int, index: Int, offset: Int) {
+        to output: inout OutputSpan<SGE>
+    ) throws(RDMAError) -> SegmentPosition {
         var position = SegmentPosition(bytes: 0, index: 0, offset: offset)
         while true {
             output.withUnsafeMutableBufferPointer { buffer, initialized in
-                appendInPlace(segments, at: &position, limit: limit, into: buffer, initialized: &initialized, range: range)
+                appendInPlace(segments, at: &position, limit: limit, into: buffer, initialized: &initialized)
             }
             guard position.bytes < limit, position.index < segments.count else { break }
             // A piece the loop in place cannot take: another region, no room, or no region yet.
-            let segment = range(segments[position.index])
+            let segment = segments[position.index].segmentRange
             let rest = segment.length &- position.offset
             let piece = Swift.min(rest, limit &- position.bytes)
             let address = segment.address &+ UInt(position.offset)
@@ -38,7 +38,7 @@ extension SGEBuilder {
             position.offset = 0
             position.index &+= 1
         }
-        return (position.bytes, position.index, position.offset)
+        return position
     }
 
     /// Takes segments from `position` on for as long as each lies inside the
@@ -50,14 +50,14 @@ extension SGEBuilder {
     /// are skipped) and the last SGE open in the builder, as ``append(_:to:)`` expects.
     ///
     /// One call takes at most `UInt32.max` bytes, so that no piece it takes is too
-    /// long for one SGE; ``appendSegments(_:offset:limit:to:range:)``
+    /// long for one SGE; ``appendSegments(_:offset:limit:to:)``
     /// goes on from there. An empty segment anywhere but at the open SGE's end is
     /// skipped by the same path when it lies outside the region (an `iovec` of
     /// `NULL, 0`), so the loop tests for emptiness only where an SGE would open.
-    @inlinable
-    mutating func appendInPlace<Segment>(
+    @inlinable @inline(__always)
+    mutating func appendInPlace<Segment: SegmentElement>(
         _ segments: UnsafeBufferPointer<Segment>, at position: inout SegmentPosition, limit: Int,
-        into buffer: UnsafeMutableBufferPointer<SGE>, initialized: inout Int, range: (Segment) -> (address: UInt, length: Int)
+        into buffer: UnsafeMutableBufferPointer<SGE>, initialized: inout Int
     ) {
         guard reusesResolutions, position.index < segments.count, position.bytes < limit else { return }
         let maxLength = UInt(UInt32.max)
@@ -75,7 +75,7 @@ extension SGEBuilder {
         let stride = MemoryLayout<Segment>.stride
         var offset = (position.index &- segments.count) &* stride
         func segment(at offset: Int) -> Segment { (end + offset).assumingMemoryBound(to: Segment.self).pointee }
-        var piece = range(segment(at: offset))
+        var piece = segment(at: offset).segmentRange
         piece.address &+= UInt(position.offset)
         piece.length &-= position.offset
         if !isOpen {
@@ -87,13 +87,13 @@ extension SGEBuilder {
                     position.offset = 0
                     return
                 }
-                piece = range(segment(at: offset))
+                piece = segment(at: offset).segmentRange
             }
             let length = Swift.min(piece.length, remaining)
             let last = piece.address &+ UInt(length)
             guard opensLeft > 0, last >= piece.address, piece.address >= coverageStart, last <= coverageEnd else {
                 position.index = segments.count &+ offset / stride
-                position.offset = Int(piece.address &- range(segment(at: offset)).address)
+                position.offset = Int(piece.address &- segment(at: offset).segmentAddress)
                 return
             }
             opensLeft &-= 1
@@ -135,31 +135,16 @@ extension SGEBuilder {
             }
             offset &+= stride
             guard offset < 0 else { break }
-            piece = range(segment(at: offset))
+            piece = segment(at: offset).segmentRange
         }
         let closed = out - first
         position.bytes &+= budget &- remaining
         position.index = segments.count &+ offset / stride
-        position.offset = offset < 0 ? Int(piece.address &- range(segment(at: offset)).address) : 0
+        position.offset = offset < 0 ? Int(piece.address &- segment(at: offset).segmentAddress) : 0
         opened &+= closed
         openAddress = openStart
         openLength = Int(openEnd &- openStart)
         pageCount &+= pageSpans &+ closed
         initialized &+= closed
-    }
-}
-
-/// Where a walk over a segment array is: the bytes taken, the segment, and the offset into it.
-@usableFromInline
-struct SegmentPosition {
-    @usableFromInline var bytes: Int
-    @usableFromInline var index: Int
-    @usableFromInline var offset: Int
-
-    @inlinable
-    init(bytes: Int, index: Int, offset: Int) {
-        self.bytes = bytes
-        self.index = index
-        self.offset = offset
     }
 }

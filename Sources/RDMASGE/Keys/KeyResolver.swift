@@ -50,16 +50,13 @@ extension KeyResolver {
     /// must be released.
     public var retainsRegions: Bool { true }
 
-    /// Releases what extraction to SGEs retained for `sges`: one region reference per
-    /// SGE and, when `pinned` (the iterator was user-backed), one pin per page of each
-    /// SGE in `ledger`. Call it once, after the work requests completed.
-    ///
-    /// Mirrors the release half of the kernel's `iov_iter_extract_pages` contract
-    /// (`unpin_user_pages`), extended to memory-region references.
+    /// Releases what extraction to SGEs retained for `sges`: the pins on their pages
+    /// in `pins` (when extraction pinned), then one region reference per SGE.
+    /// ``SGERetention`` and `IOIterator.release(extractedSGEs:keys:ledger:)` come here.
     @inlinable
-    public func release<C: Collection<SGE>>(extractedSGEs sges: C, pinned: Bool, ledger: PinLedger = .shared) {
-        if pinned {
-            ledger.unpin(sges.lazy.flatMap(\.pages), count: SGE.pageCount(of: sges))
+    func releaseExtracted<C: Collection<SGE>>(_ sges: C, pins: PinLedger?) {
+        if let pins {
+            pins.unpin(sges.lazy.flatMap(\.pages), count: SGE.pageCount(of: sges))
         }
         for sge in sges { release(lkey: sge.lkey) }
     }

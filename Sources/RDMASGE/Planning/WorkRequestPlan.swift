@@ -87,19 +87,11 @@ public final class WorkRequestPlan {
         case last
     }
 
-    /// What a build took: region references in `keys`, and pins in `ledger` when `pinned`.
-    private struct Retention {
-        var keys: any KeyResolver
-        var ledger: PinLedger
-        var pinned: Bool
-    }
-
     /// The shape of each request.
     public let limits: Limits
     /// The most requests one plan holds.
     public let requestCapacity: Int
     private let storage: UnsafeMutableBufferPointer<SGE>
-    private var scratch: [SGE]
     /// The planned requests, in order.
     public private(set) var requests: [Request] = []
     /// The payload bytes of all requests.
@@ -110,7 +102,8 @@ public final class WorkRequestPlan {
     var lastSignalledID: UInt64?
     /// The requests of one post, chained in one call.
     private var chain: [SendWorkRequest] = []
-    private var retention: Retention?
+    /// What the build retained, until ``release()`` takes it out.
+    private var retention: SGERetention?
 
     /// Storage for plans of up to `requestCapacity` requests shaped by `limits`.
     public init(requestCapacity: Int, limits: Limits) {
@@ -119,8 +112,6 @@ public final class WorkRequestPlan {
         self.requestCapacity = requestCapacity
         storage = .allocate(capacity: requestCapacity * limits.maxSGEs)
         storage.initialize(repeating: SGE(address: 0, length: 0, lkey: 0))
-        scratch = []
-        scratch.reserveCapacity(limits.maxSGEs)
         requests.reserveCapacity(requestCapacity)
         chain.reserveCapacity(requestCapacity)
     }
@@ -167,30 +158,29 @@ public final class WorkRequestPlan {
             }
         }
         let saved = iterator
-        let payloadSGEs = limits.maxSGEs - limits.reservedSGEs
+        let reserved = limits.reservedSGEs
         do {
             while requests.count < requestCapacity, byteCount < maxSize, iterator.count > 0 {
-                scratch.removeAll(keepingCapacity: true)
-                let bytes = try iterator.extract(
-                    maxSize: Swift.min(limits.maxMessageSize, maxSize - byteCount), into: &scratch,
-                    maxSGEs: payloadSGEs, keys: keys, ledger: ledger)
-                if bytes == 0 { break }
+                // Each request's payload SGEs are extracted straight into its slots.
                 let first = requests.count * limits.maxSGEs
-                for (i, sge) in scratch.enumerated() { storage[first + limits.reservedSGEs + i] = sge }
-                let sges = UnsafeBufferPointer(rebasing: storage[first..<first + limits.reservedSGEs + scratch.count])
+                let payload = UnsafeMutableBufferPointer(rebasing: storage[first + reserved..<first + limits.maxSGEs])
+                let (bytes, sgeCount) = try iterator.extract(
+                    maxSize: Swift.min(limits.maxMessageSize, maxSize - byteCount), into: payload, keys: keys, ledger: ledger)
+                if bytes == 0 { break }
+                let sges = UnsafeBufferPointer(rebasing: storage[first..<first + reserved + sgeCount])
                 requests.append(Request(sges: sges, byteCount: bytes, offset: byteCount, opcode: .send,
                                         remoteAddress: 0, rkey: 0, immediateData: 0))
                 byteCount += bytes
             }
         } catch {
-            keys.release(extractedSGEs: allPayloadSGEs(), pinned: iterator.extractionWillPin, ledger: ledger)
+            iterator.retention(keys: keys, ledger: ledger).release(allPayloadSGEs())
             iterator = saved
             requests.removeAll(keepingCapacity: true)
             byteCount = 0
             throw error
         }
         for index in requests.indices { shape(&requests[index], isLast: index == requests.count - 1, operation) }
-        retention = Retention(keys: keys, ledger: ledger, pinned: iterator.extractionWillPin)
+        retention = iterator.retention(keys: keys, ledger: ledger)
         return byteCount
     }
 
@@ -204,11 +194,13 @@ public final class WorkRequestPlan {
     /// The work request to post for request `index`.
     public func workRequest(at index: Int, id: UInt64, signaled: Bool) -> SendWorkRequest {
         let request = requests[index]
+        // The payload SGEs add up to the payload bytes; only the reserved ones are summed.
+        var total = request.byteCount
         for slot in 0..<limits.reservedSGEs {
             precondition(request.sges[slot].length > 0, "reserved SGE \(slot) of request \(index) was not set")
+            total += Int(request.sges[slot].length)
         }
         var flags: SendFlags = signaled ? .signaled : []
-        let total = request.sges.reduce(0) { $0 + Int($1.length) }
         if request.opcode != .rdmaRead, total <= limits.inlineThreshold { flags.insert(.inline) }
         return SendWorkRequest(id: id, opcode: request.opcode, sges: request.sges, flags: flags,
                                immediateData: request.immediateData, remoteAddress: request.remoteAddress, rkey: request.rkey)
@@ -249,9 +241,10 @@ public final class WorkRequestPlan {
     /// for a user-backed iterator, its pages' pins. Once per build; the requests must
     /// have completed.
     public func release() {
-        guard let retention else { preconditionFailure("the plan holds nothing to release (released twice, or never built)") }
-        retention.keys.release(extractedSGEs: allPayloadSGEs(), pinned: retention.pinned, ledger: retention.ledger)
-        self.retention = nil
+        guard let retention = retention.take() else {
+            preconditionFailure("the plan holds nothing to release (released twice, or never built)")
+        }
+        retention.release(allPayloadSGEs())
         postedCount = 0
     }
 

@@ -36,7 +36,7 @@ extension SMBDirectConnection {
             BufferDescriptorV1(offset: sge.address, token: cache.region(lkey: sge.lkey)!.rkey, length: sge.length)
         }
         return SMBDirectRegistration(descriptors: descriptors, byteCount: bytes, isPeerWritable: isPeerWritable,
-                                     sges: sges, pinned: iterator.extractionWillPin, ledger: ledger)
+                                     sges: sges, retention: iterator.retention(keys: cache, ledger: ledger))
     }
 
     /// Gives back what a registration took and invalidates its regions, so that the
@@ -46,7 +46,7 @@ extension SMBDirectConnection {
     /// Mirrors the kernel's `smbd_deregister_mr` (local invalidation of the MR).
     public func release(_ registration: consuming SMBDirectRegistration) {
         let cache = registration.isPeerWritable ? peerWritableRegistrations : peerReadableRegistrations
-        cache.release(extractedSGEs: registration.sges, pinned: registration.pinned, ledger: registration.ledger)
+        registration.retention.release(registration.sges)
         for sge in registration.sges {
             cache.invalidate(MemoryRange(address: UInt(sge.address), length: Int(sge.length)))
         }

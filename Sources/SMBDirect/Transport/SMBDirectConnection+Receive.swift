@@ -70,8 +70,8 @@ extension SMBDirectConnection {
         let record = sendSlots[slot]
         if let keys = record.keys, record.payloadSGEs > 0 {
             let first = slot * sgeStride + 1
-            keys.release(extractedSGEs: UnsafeBufferPointer(rebasing: sgeStorage[first..<first + record.payloadSGEs]),
-                         pinned: record.pinned, ledger: record.ledger ?? .shared)
+            SGERetention(keys: keys, pins: record.pins)
+                .release(UnsafeBufferPointer(rebasing: sgeStorage[first..<first + record.payloadSGEs]))
         }
         sendSlots[slot] = SendSlot()
         freeSendSlots.append(slot)

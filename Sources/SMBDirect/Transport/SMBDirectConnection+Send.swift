@@ -72,7 +72,7 @@ extension SMBDirectConnection {
             sgeStorage[first] = SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress)),
                                     length: UInt32(SMBDirectDataTransfer.payloadOffset + prefixPart), lkey: arenaRegion.lkey)
             for (index, sge) in scratch.enumerated() { sgeStorage[first + 1 + index] = sge }
-            sendSlots[slot] = SendSlot(payloadSGEs: scratch.count, keys: retention, pinned: payload.extractionWillPin, ledger: ledger)
+            sendSlots[slot] = SendSlot(payloadSGEs: scratch.count, keys: retention, pins: payload.extractionWillPin ? ledger : nil)
             try postSend(slot: slot, sgeCount: 1 + scratch.count)
             credits.spendSendCredit()
             count(sentMessageWith: 1 + scratch.count, payloadSGEs: scratch.count, grant: grant, bytes: dataLength)

@@ -67,8 +67,8 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         var inFlight = false
         var payloadSGEs = 0
         var keys: (any KeyResolver)?
-        var pinned = false
-        var ledger: PinLedger?
+        /// Where the payload's pages are pinned; `nil` when extraction pinned nothing.
+        var pins: PinLedger?
     }
 
     /// This side's role.

@@ -16,6 +16,6 @@ public struct SMBDirectRegistration: ~Copyable {
     /// Whether the peer writes the memory (RDMA WRITE, for a read) rather than reads it.
     public let isPeerWritable: Bool
     let sges: [SGE]
-    let pinned: Bool
-    let ledger: PinLedger
+    /// What the extraction took for `sges`, given back by ``SMBDirectConnection/release(_:)``.
+    let retention: SGERetention
 }
