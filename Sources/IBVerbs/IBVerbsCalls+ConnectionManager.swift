@@ -1,0 +1,129 @@
+#if RDMA
+import CVerbs
+import Glibc
+import Verbs
+
+/// The librdmacm half of the seam: connection management, one function per C call.
+extension IBVerbsCalls {
+    /// `rdma_create_event_channel`.
+    static func createEventChannel() throws(VerbsError) -> UnsafeMutablePointer<rdma_event_channel> {
+        errno = 0
+        guard let channel = rdma_create_event_channel() else {
+            throw failure(.createEventChannel, code: nullCode)
+        }
+        return channel
+    }
+
+    /// `rdma_destroy_event_channel`.
+    static func destroyEventChannel(_ channel: UnsafeMutablePointer<rdma_event_channel>) {
+        rdma_destroy_event_channel(channel)
+    }
+
+    /// `rdma_create_id` in the TCP port space (reliable connected).
+    static func createID(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_id> {
+        var id: UnsafeMutablePointer<rdma_cm_id>?
+        guard rdma_create_id(channel, &id, nil, RDMA_PS_TCP) == 0, let id else {
+            throw failure(.createConnectionID, code: nullCode)
+        }
+        return id
+    }
+
+    /// `rdma_destroy_id`.
+    static func destroyID(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
+        guard rdma_destroy_id(id) == 0 else { throw failure(.destroyConnectionID, code: nullCode) }
+    }
+
+    /// Runs a librdmacm call that returns 0 or -1 with `errno`.
+    static func cm(_ call: VerbsCall, _ detail: String = "", _ body: () -> Int32) throws(VerbsError) {
+        errno = 0
+        guard body() == 0 else { throw failure(call, code: nullCode, detail) }
+    }
+
+    /// `rdma_bind_addr`.
+    static func bindAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: inout sockaddr_in) throws(VerbsError) {
+        try cm(.bindAddress) {
+            withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_bind_addr(id, $0) } }
+        }
+    }
+
+    /// `rdma_listen`.
+    static func listen(_ id: UnsafeMutablePointer<rdma_cm_id>, backlog: Int32) throws(VerbsError) {
+        try cm(.listen) { rdma_listen(id, backlog) }
+    }
+
+    /// `rdma_resolve_addr` towards `destination`.
+    static func resolveAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ destination: inout sockaddr_in,
+                               timeoutMilliseconds: Int32) throws(VerbsError) {
+        try cm(.resolveAddress) {
+            withUnsafeMutablePointer(to: &destination) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_resolve_addr(id, nil, $0, timeoutMilliseconds) }
+            }
+        }
+    }
+
+    /// `rdma_resolve_route`.
+    static func resolveRoute(_ id: UnsafeMutablePointer<rdma_cm_id>, timeoutMilliseconds: Int32) throws(VerbsError) {
+        try cm(.resolveRoute) { rdma_resolve_route(id, timeoutMilliseconds) }
+    }
+
+    /// `rdma_connect`.
+    static func connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
+        try cm(.connect) { rdma_connect(id, &parameters) }
+    }
+
+    /// `rdma_accept`.
+    static func accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
+        try cm(.accept) { rdma_accept(id, &parameters) }
+    }
+
+    /// `rdma_establish`.
+    static func establish(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
+        try cm(.establish) { rdma_establish(id) }
+    }
+
+    /// `rdma_disconnect`.
+    static func disconnect(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
+        try cm(.disconnect) { rdma_disconnect(id) }
+    }
+
+    /// `rdma_init_qp_attr` for `state`.
+    static func initQPAttributes(_ id: UnsafeMutablePointer<rdma_cm_id>, state: ibv_qp_state) throws(VerbsError) -> (ibv_qp_attr, Int32) {
+        var attributes = ibv_qp_attr()
+        attributes.qp_state = state
+        var mask: Int32 = 0
+        try cm(.initQueuePairAttributes, "state \(state.rawValue)") { rdma_init_qp_attr(id, &attributes, &mask) }
+        return (attributes, mask)
+    }
+
+    /// `rdma_get_cm_event`, after waiting at most `timeoutMilliseconds` for one with `poll(2)`.
+    static func nextEvent(_ channel: UnsafeMutablePointer<rdma_event_channel>,
+                          timeoutMilliseconds: Int32) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_event> {
+        var descriptor = pollfd(fd: cverbs_event_channel_fd(channel), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, timeoutMilliseconds)
+        guard ready > 0 else {
+            throw failure(.getConnectionEvent, code: ready == 0 ? ETIMEDOUT : errno,
+                          "no event within \(timeoutMilliseconds) ms")
+        }
+        var event: UnsafeMutablePointer<rdma_cm_event>?
+        guard rdma_get_cm_event(channel, &event) == 0, let event else {
+            throw failure(.getConnectionEvent, code: nullCode)
+        }
+        return event
+    }
+
+    /// `rdma_get_src_port`, in host order.
+    static func sourcePort(_ id: UnsafeMutablePointer<rdma_cm_id>) -> UInt16 {
+        UInt16(bigEndian: rdma_get_src_port(id))
+    }
+
+    /// `rdma_event_str`.
+    static func eventName(_ type: rdma_cm_event_type) -> String {
+        rdma_event_str(type).map { String(cString: $0) } ?? "event \(type.rawValue)"
+    }
+
+    /// `rdma_ack_cm_event`.
+    static func acknowledge(_ event: UnsafeMutablePointer<rdma_cm_event>) {
+        rdma_ack_cm_event(event)
+    }
+}
+#endif
