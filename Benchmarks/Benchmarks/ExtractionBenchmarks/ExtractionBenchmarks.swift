@@ -183,7 +183,7 @@ let benchmarks: @Sendable () -> Void = {
             defer { output.deallocate() }
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
-                blackHole(baseline_iovec_to_sge(iovec1024.segments.baseAddress, 1024, output.baseAddress, 1024, lkey))
+                blackHole(baseline_iovec_to_sge(baselineIOVecs(iovec1024.segments), 1024, output.baseAddress, 1024, lkey))
             }
         }
         // The C loop again with the checks extraction makes (byte limit, empty segments,
@@ -196,7 +196,7 @@ let benchmarks: @Sendable () -> Void = {
             var bytes = 0
             var pages = 0
             func convert() -> Int {
-                baseline_iovec_to_sge_checked(iovec1024.segments.baseAddress, 1024, output.baseAddress, 1024, lkey,
+                baseline_iovec_to_sge_checked(baselineIOVecs(iovec1024.segments), 1024, output.baseAddress, 1024, lkey,
                                               coverage.lowerBound, coverage.upperBound, .max, &bytes, &pages)
             }
             var iterator = iovec1024.makeIterator()
@@ -221,4 +221,9 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+}
+
+/// The `iovec`s as the C baseline's identical layout.
+func baselineIOVecs(_ segments: UnsafeBufferPointer<iovec>) -> UnsafePointer<baseline_iovec>? {
+    UnsafeRawPointer(segments.baseAddress)?.assumingMemoryBound(to: baseline_iovec.self)
 }

@@ -1,6 +1,6 @@
 #include "CBaseline.h"
 
-size_t baseline_iovec_to_sge(const struct iovec *iov, size_t count,
+size_t baseline_iovec_to_sge(const struct baseline_iovec *iov, size_t count,
                              struct baseline_sge *sges, size_t max_sges, uint32_t lkey) {
     size_t written = 0;
     for (size_t i = 0; i < count && written < max_sges; i++) {
@@ -14,7 +14,7 @@ size_t baseline_iovec_to_sge(const struct iovec *iov, size_t count,
     return written;
 }
 
-size_t baseline_iovec_to_sge_checked(const struct iovec *iov, size_t count,
+size_t baseline_iovec_to_sge_checked(const struct baseline_iovec *iov, size_t count,
                                      struct baseline_sge *sges, size_t max_sges, uint32_t lkey,
                                      uintptr_t coverage_start, uintptr_t coverage_end,
                                      size_t max_bytes, size_t *bytes, size_t *pages) {

@@ -25,8 +25,12 @@ package struct SegmentPosition {
 
 /// An element of a segment array: an `iovec` (IOVEC, KVEC) or a ``BioVec`` (BVEC).
 /// Lets the extractors' loops read any segment array without a closure per element.
-@usableFromInline
-package protocol SegmentElement {
+///
+/// Public, not `package`: the extractors of other modules inline loops over it into
+/// their public inlinable entry points, and a client outside this package (the
+/// benchmarks) must find the conformances of `iovec` and ``BioVec`` when it
+/// specialises them; the compiler cannot find a package conformance there.
+public protocol SegmentElement {
     /// The address of the segment's first byte.
     var segmentAddress: UInt { get }
     /// The segment's length in bytes.
@@ -34,13 +38,17 @@ package protocol SegmentElement {
 }
 
 extension iovec: SegmentElement {
-    @inlinable package var segmentAddress: UInt { UInt(bitPattern: iov_base) }
-    @inlinable package var segmentLength: Int { iov_len }
+    /// `iov_base` as an address.
+    @inlinable public var segmentAddress: UInt { UInt(bitPattern: iov_base) }
+    /// `iov_len`.
+    @inlinable public var segmentLength: Int { iov_len }
 }
 
 extension BioVec: SegmentElement {
-    @inlinable package var segmentAddress: UInt { address }
-    @inlinable package var segmentLength: Int { length }
+    /// The address of the element's first byte.
+    @inlinable public var segmentAddress: UInt { address }
+    /// The element's length.
+    @inlinable public var segmentLength: Int { length }
 }
 
 /// The one walk every extractor drives: the iterator itself, lent in place to the
@@ -154,7 +162,7 @@ package struct ExtractionCursor: ~Copyable {
 
 extension SegmentElement {
     /// The segment's address and length.
-    @inlinable package var segmentRange: (address: UInt, length: Int) { (segmentAddress, segmentLength) }
+    @inlinable public var segmentRange: (address: UInt, length: Int) { (segmentAddress, segmentLength) }
 }
 
 /// Where an iterator was when it lent itself to an extraction: its moving parts, for
