@@ -19,10 +19,11 @@ import SoftVerbs
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var input = FuzzInput(UnsafeRawBufferPointer(start: data, count: size))
-    let descriptors = openDescriptorCount()
     let device = SoftVerbs()
+    // After the device: its asynchronous-event descriptor lives as long as it does.
+    let descriptors = openDescriptorCount()
     do {
-        let session = ServerSession(device: device, descriptorBaseline: descriptors)
+        let session = ServerSession(device: device)
         session.run(&input)
         session.finish()
     }
@@ -72,8 +73,7 @@ final class ServerSession {
     var treeID: UInt32 = 0
     var files: [SMB2FileID] = []
 
-    init(device: SoftVerbs, descriptorBaseline: Int) {
-        self.descriptorBaseline = descriptorBaseline
+    init(device: SoftVerbs) {
         var template = Array("/tmp/smb2-server-fuzz-XXXXXX".utf8CString)
         guard let path = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             fatalError("cannot make a directory for the server")
@@ -81,6 +81,8 @@ final class ServerSession {
         root = String(cString: path)
         do {
             transport = try SMBDirectLoopback(device: device, initiator: configuration, responder: configuration)
+            // The connections' completion channels are descriptors of their own, for the session's life.
+            descriptorBaseline = openDescriptorCount()
             server = try SMB2Server(connection: transport.responder, root: root, maxOpenFiles: maxOpenFiles)
             clientMemory = .allocate(byteCount: Self.clientMemorySize, alignment: 4096)
             clientMemory.initializeMemory(as: UInt8.self, repeating: 0xA5)
