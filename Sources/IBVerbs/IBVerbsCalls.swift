@@ -293,7 +293,7 @@ enum IBVerbsCalls {
     }
 
     /// `ibv_post_send` of the chain of `count` requests at `chain`, linked by `next`;
-    /// the error's ``VerbsError/failedRequest`` is the position of the refused one.
+    /// the error's `VerbsError.failedRequest` is the position of the refused one.
     static func postSend(_ qp: UnsafeMutablePointer<ibv_qp>, chain: UnsafeMutablePointer<ibv_send_wr>, count: Int) throws(VerbsError) {
         var bad: UnsafeMutablePointer<ibv_send_wr>?
         let status = ibv_post_send(qp, chain, &bad)

@@ -9,7 +9,7 @@ import Verbs
 ///
 /// Its descriptor is in non-blocking mode, so ``takeEvents()`` drains what waits and
 /// returns. Each event names its queue through the `cq_context` the queue was created
-/// with (an unretained pointer to the queue's ``IBVerbsCompletionQueueCore``); the
+/// with (an unretained pointer to the queue's `IBVerbsCompletionQueueCore`); the
 /// channel marks that queue notified and counts the event for the queue, which
 /// acknowledges its events in batches and the rest before it is destroyed.
 public final class IBVerbsCompletionChannel: CompletionChannel, @unchecked Sendable {

@@ -161,7 +161,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     }
 
     /// Posts `requests` linked into one chain with one `ibv_post_send`; a refused one
-    /// is named by ``VerbsError/failedRequest``. Chains up to 64 requests long reuse
+    /// is named by `VerbsError.failedRequest`. Chains up to 64 requests long reuse
     /// the queue pair's buffer.
     public func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError) {
         try withQP(.postSend) { (qp) throws(VerbsError) in try sendChain.post(requests, on: qp) }

@@ -4,7 +4,7 @@ import Glibc
 import Verbs
 
 /// A completion queue of an ``RDMACMDomain``: the same queue as
-/// ``IBVerbsCompletionQueue`` (``IBVerbsCompletionQueueCore``), on the device the
+/// ``IBVerbsCompletionQueue`` (`IBVerbsCompletionQueueCore`), on the device the
 /// connection manager resolved.
 public final class RDMACMCompletionQueue: CompletionQueue, @unchecked Sendable {
     /// The domain; kept alive until the queue is destroyed.

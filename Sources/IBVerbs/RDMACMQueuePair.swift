@@ -71,7 +71,7 @@ public final class RDMACMQueuePair: QueuePair, @unchecked Sendable {
     }
 
     /// Posts `requests` linked into one chain with one `ibv_post_send`; a refused one
-    /// is named by ``VerbsError/failedRequest``.
+    /// is named by `VerbsError.failedRequest`.
     public func postSend(chain requests: UnsafeBufferPointer<SendWorkRequest>) throws(VerbsError) {
         guard let qp else { throw VerbsError(.postSend, errno: EINVAL, "the queue pair was destroyed") }
         try sendChain.post(requests, on: qp)
