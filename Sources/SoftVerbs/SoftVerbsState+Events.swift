@@ -22,9 +22,12 @@ extension SoftVerbsState {
 
     /// Takes every event of `channel`, marking each named queue notified; the count.
     mutating func takeEvents(_ channel: UInt32) -> Int {
-        guard let events = channels[channel]?.events, !events.isEmpty else { return 0 }
-        channels[channel]!.events.removeAll(keepingCapacity: true)
+        guard let events = channels[channel]?.events else { return 0 }
+        // Drained even with no events left: a destroyed queue takes its events with it
+        // but cannot unsignal the descriptor, which would otherwise stay readable.
         Self.drain(channels[channel]!.descriptor)
+        if events.isEmpty { return 0 }
+        channels[channel]!.events.removeAll(keepingCapacity: true)
         for queue in events { queues[queue]?.notified = true }
         return events.count
     }

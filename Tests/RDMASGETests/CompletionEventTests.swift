@@ -137,6 +137,7 @@ struct CompletionEventTests {
         try x.receiver.close()
         try x.receiverQueue.close()
         #expect(try x.receiverChannel.takeEvents() == 0)
+        #expect(!EventedPair.isReadable(x.receiverChannel.fileDescriptor), "no event waits, so the descriptor is not readable")
         try x.receiverChannel.close()
         #expect(throws: VerbsError(.getCompletionEvent, errno: EINVAL, "")) { try x.receiverChannel.takeEvents() }
     }
