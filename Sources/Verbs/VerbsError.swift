@@ -74,6 +74,10 @@ public enum VerbsCall: String, Sendable, CustomStringConvertible {
     case connect = "rdma_connect"
     /// Accepting a connection request. The C function is `rdma_accept`.
     case accept = "rdma_accept"
+    /// Refusing a connection request. The C function is `rdma_reject`.
+    case reject = "rdma_reject"
+    /// Moving a connection's events to a channel of its own. The C function is `rdma_migrate_id`.
+    case migrateConnectionID = "rdma_migrate_id"
     /// Completing a connection whose queue pair is ready. The C function is `rdma_establish`.
     case establish = "rdma_establish"
     /// Ending a connection. The C function is `rdma_disconnect`.
@@ -102,14 +106,20 @@ public struct VerbsError: Error, Hashable, Sendable, CustomStringConvertible {
     /// was refused (libibverbs' `bad_wr`). The requests before it were posted, it and
     /// those after it were not.
     public var failedRequest: Int?
+    /// For a connection that could not be made: the connection manager's event that
+    /// ended the attempt, such as ``ConnectionEvent/rejected(privateData:)`` with the
+    /// peer's private data.
+    public var connectionEvent: ConnectionEvent?
 
     /// An error from `call` with `errno`, explained by `reason`; for a chain,
     /// `failedRequest` is the position of the refused request.
-    public init(_ call: VerbsCall, errno: Int32, _ reason: String, failedRequest: Int? = nil) {
+    public init(_ call: VerbsCall, errno: Int32, _ reason: String, failedRequest: Int? = nil,
+                connectionEvent: ConnectionEvent? = nil) {
         self.call = call
         self.errno = errno
         self.reason = reason
         self.failedRequest = failedRequest
+        self.connectionEvent = connectionEvent
     }
 
     /// Two errors are the same when the call and errno match; the reason (and the

@@ -37,7 +37,7 @@ extension CompletionQueue {
             moved = try poll(into: completions)
             if moved > 0 { return moved }
             while !takeNotification() {
-                guard try Self.sleep(on: channel.fileDescriptor, until: deadline) else { return 0 }
+                guard try sleepUntilReadable(channel.fileDescriptor, until: deadline, call: .getCompletionEvent) else { return 0 }
                 _ = try channel.takeEvents()
             }
         }
@@ -55,25 +55,5 @@ extension CompletionQueue {
             buffer.deinitialize()
         }
         return try result.get()
-    }
-
-    /// Sleeps in `poll(2)` until `descriptor` is readable (true) or `deadline` passes
-    /// (false); a signal that interrupts the sleep resumes it.
-    static func sleep(on descriptor: Int32, until deadline: ContinuousClock.Instant?) throws(VerbsError) -> Bool {
-        while true {
-            var milliseconds: Int32 = -1
-            if let deadline {
-                let left = deadline - ContinuousClock.now
-                if left <= .zero { return false }
-                let (seconds, attoseconds) = left.components
-                milliseconds = Int32(clamping: seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
-            }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = Glibc.poll(&entry, 1, milliseconds)
-            if ready > 0 { return true }
-            if ready < 0, errno != EINTR {
-                throw VerbsError(.getCompletionEvent, errno: errno, "poll(2) on the completion channel failed")
-            }
-        }
     }
 }
