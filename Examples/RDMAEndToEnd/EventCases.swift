@@ -2,6 +2,7 @@
 import Glibc
 import IBVerbs
 import RDMASGE
+import TestKit
 
 /// Completion events on the libibverbs device: the CPU a thread spends waiting for a
 /// late completion with events against busy polling, SEND ping-pong latency both
@@ -11,7 +12,7 @@ struct EventCases {
 
     /// Two connected queue pairs; each sends to a polled queue and receives into a
     /// queue armed on a channel of its own.
-    final class Pair {
+    final class Pair: @unchecked Sendable {
         let channels: [IBVerbsCompletionChannel]
         let sendQueues: [IBVerbsCompletionQueue]
         let receiveQueues: [IBVerbsCompletionQueue]
@@ -100,7 +101,7 @@ struct EventCases {
     /// returns the waiting thread's CPU as a fraction of the wall time it waited.
     func waitCPU(_ pair: Pair, events: Bool, delay: Double = 2) throws -> (cpu: Double, wall: Double) {
         try pair.postReceive(on: 1)
-        let poster = Thread {
+        let poster = JoinableThread {
             usleep(UInt32(delay * 1e6))
             try? pair.postSend(from: 0, id: 1)
         }
@@ -179,20 +180,4 @@ struct EventCases {
     }
 }
 
-/// A joinable POSIX thread running a closure.
-final class Thread {
-    private final class Body { let run: () -> Void; init(_ run: @escaping () -> Void) { self.run = run } }
-    private var thread = pthread_t()
-
-    init(_ body: @escaping () -> Void) {
-        let context = Unmanaged.passRetained(Body(body)).toOpaque()
-        let status = pthread_create(&thread, nil, { context in
-            Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        precondition(status == 0, "pthread_create failed (\(status))")
-    }
-
-    func join() { pthread_join(thread, nil) }
-}
 #endif

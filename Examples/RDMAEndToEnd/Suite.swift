@@ -184,22 +184,72 @@ struct Suite {
                      + "SoftVerbs errno \(softErrno.map { "\($0)" } ?? "none (registered)") (EFAULT is \(EFAULT))")
     }
 
+    /// A listener and a connection of this process through librdmacm, the server side
+    /// on its own thread: a rejection with private data, then a connection with
+    /// private data both ways that moves data for every operation, then a disconnect
+    /// both sides see.
     private func connectionManager(ib: IBVerbsProtectionDomain, address: String) throws {
         let buffers = try Buffers(domain: ib, source: source, target: target)
         defer { try? buffers.close() }
-        var connection: IBVerbsConnection?
-        let rig = try Rig(device: device, domain: ib) { a, b in connection = try IBVerbsConnection(a, to: b, address: address) }
-        report.check(rig.a.state == .readyToSend && rig.b.state == .readyToSend,
-                     "rdma_cm over \(address):\(connection!.port): queue pairs \(rig.a.number) <-> \(rig.b.number) in RTS")
+        let listener = try RDMAListener(host: address)
+        defer { try? listener.close() }
+        let spare = try Rig(device: device, domain: ib) { _, _ in }
+        let refusal = JoinableThread { try? listener.accept(timeout: .seconds(10))?.reject(privateData: Array("busy".utf8)) }
+        do {
+            _ = try RDMAConnection.connect(to: address, port: listener.port, queuePair: spare.a)
+            report.check(false, "a rejected rdma_cm connection attempt succeeded")
+        } catch {
+            let data = if case .rejected(let data)? = error.connectionEvent { data } else { [UInt8]() }
+            report.check(error.errno == ECONNREFUSED && data.starts(with: Array("busy".utf8)) && spare.a.state == .reset,
+                         "rdma_cm rejection: errno \(error.errno), private data starts with \"\(String(decoding: data.prefix(4), as: UTF8.self))\", "
+                         + "queue pair back in \(spare.a.state)")
+        }
+        refusal.join()
+        try spare.close()
+
+        let server = ServerSide()
+        let rig = try Rig(device: device, domain: ib) { a, b in
+            let acceptor = JoinableThread { [b] in
+                server.result = Result { () throws(VerbsError) -> RDMAConnection in
+                    guard let request = try listener.accept(timeout: .seconds(10)) else {
+                        throw VerbsError(.getConnectionEvent, errno: ETIMEDOUT, "no request")
+                    }
+                    server.request = request.peerParameters
+                    return try request.accept(b, parameters: ConnectionParameters(privateData: Array("server".utf8)))
+                }
+            }
+            server.client = try RDMAConnection.connect(
+                to: address, port: listener.port, queuePair: a, parameters: ConnectionParameters(privateData: Array("client".utf8)))
+            acceptor.join()
+        }
+        let accepted = try server.result!.get()
+        let client = server.client!
+        let firstEvents = (try client.takeEvent(), try accepted.takeEvent())
+        report.check(rig.a.state == .readyToSend && rig.b.state == .readyToSend
+                     && client.peerParameters.privateData.starts(with: Array("server".utf8))
+                     && server.request!.privateData.starts(with: Array("client".utf8))
+                     && firstEvents.0 == .established && firstEvents.1 == .established,
+                     "rdma_cm over \(address):\(listener.port): queue pairs \(rig.a.number) <-> \(rig.b.number) in RTS, private data both ways "
+                     + "(\(client.peerParameters.privateData.count) and \(server.request!.privateData.count) bytes as delivered), established on both sides")
         for (o, operation) in KindTransfers<IBVerbs>.Operation.allCases.enumerated() {
             report.attempt("IOVEC \(operation.rawValue) over rdma_cm") {
                 let record = try KindTransfers(rig: rig, buffers: buffers, kind: .iovec).run(operation, seed: UInt64(100 + o))
                 report.check(true, "IOVEC \(operation.rawValue) 1 MiB over rdma_cm: bytes verified, \(record.completions.count) completions")
             }
         }
-        try connection!.close()
+        try client.disconnect()
+        let seen = (try accepted.nextEvent(timeout: .seconds(10)), try client.nextEvent(timeout: .seconds(10)))
+        report.check(seen.0 == .disconnected && seen.1 == .disconnected && rig.a.state == .error && rig.b.state == .error,
+                     "rdma_cm disconnect: server saw \(seen.0.map { "\($0)" } ?? "nothing"), client saw \(seen.1.map { "\($0)" } ?? "nothing"), "
+                     + "queue pairs \(rig.a.state) and \(rig.b.state)")
         try rig.close()
-        report.check(true, "rdma_cm connection disconnected and destroyed")
+    }
+
+    /// What the server thread of ``connectionManager(ib:address:)`` hands back.
+    private final class ServerSide: @unchecked Sendable {
+        var result: Result<RDMAConnection, VerbsError>?
+        var request: ConnectionParameters?
+        var client: RDMAConnection?
     }
 
     private func throughput(ib: IBVerbsProtectionDomain) throws {

@@ -4,6 +4,7 @@ import IterExtract
 import RDMASGE
 import IBVerbs
 import SMBDirect
+import Verbs
 
 extension SMBDirectSend {
     /// How a run against a real server went.
@@ -58,8 +59,8 @@ extension SMBDirectSend {
     }
 
     /// Writes `file` to `target` on a real SMB Direct server through the connection
-    /// manager (librdmacm): resolves `target.host` (an IPv4 address) to an RDMA
-    /// device, connects to `port`, negotiates SMB Direct, then runs NEGOTIATE, an
+    /// manager (librdmacm): resolves `target.host` (an IPv4 or IPv6 address) to an RDMA
+    /// device, connects to `port` with ``RDMAConnection``, negotiates SMB Direct, then runs NEGOTIATE, an
     /// anonymous SESSION_SETUP, TREE_CONNECT, CREATE, the WRITEs (inline up to
     /// `inlineThreshold` bytes, through the RDMA channel above) and CLOSE, and
     /// disconnects.
@@ -78,26 +79,40 @@ extension SMBDirectSend {
         let source = try PageCacheFile(path: file)
         let clock = ContinuousClock()
         let began = clock.now
-        let domain: RDMACMDomain
+        let device: IBVerbs
+        let domain: IBVerbsProtectionDomain
         do {
-            domain = try RDMACMDomain(host: target.host, port: port,
-                                      timeoutMilliseconds: Int32(clamping: configuration.timeout.components.seconds * 1000))
+            device = try IBVerbs(reaching: target.host, timeout: configuration.timeout)
+            domain = try device.allocateProtectionDomain()
         } catch {
             throw .smb(.transport(.verbs(error)))
         }
-        let connection: SMBDirectConnection<RDMACMDomain>
+        let connection: SMBDirectConnection<IBVerbsProtectionDomain>
         do {
             connection = try SMBDirectConnection(domain: domain, role: .initiator, configuration: configuration)
         } catch {
             throw .smb(.transport(error))
         }
         connection.receivedMessageTap = receivedMessageTap
+        // The server pulls the data of RDMA-channel writes with RDMA READs: offer it
+        // as many in flight as the device allows.
+        let reads = device.maxReadsInFlight
+        var link: RDMAConnection?
         defer {
             connection.disconnect()
+            try? link?.disconnect()
+            link = nil
             try? domain.close()
         }
         do throws(SMBDirectError) {
-            do { try domain.connect() } catch { throw .verbs(error) }
+            do {
+                link = try RDMAConnection.connect(
+                    to: target.host, port: port, queuePair: connection.queuePair,
+                    parameters: ConnectionParameters(responderResources: reads, initiatorDepth: reads),
+                    timeout: configuration.timeout)
+            } catch {
+                throw .verbs(error)
+            }
             try connection.start()
             try connection.waitUntilConnected()
         } catch {
@@ -124,7 +139,7 @@ extension SMBDirectSend {
         if let verifyPath { try verify(verifyPath, against: source) }
         let statistics = client.statistics
         return RemoteReport(
-            target: target, port: port, device: domain.deviceName, bytes: source.size, elapsed: elapsed, setup: setup,
+            target: target, port: port, device: device.name, bytes: source.size, elapsed: elapsed, setup: setup,
             dialect: client.dialect, sessionFlags: client.sessionFlags, limits: connection.limits,
             transport: connection.statistics, inlineWrites: statistics.inlineWrites, inlineBytes: statistics.inlineBytes,
             rdmaWrites: statistics.rdmaWrites, rdmaBytes: statistics.rdmaBytes,

@@ -40,10 +40,8 @@ extension IBVerbsCalls {
     }
 
     /// `rdma_bind_addr`.
-    static func bindAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: inout sockaddr_in) throws(VerbsError) {
-        try cm(.bindAddress) {
-            withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_bind_addr(id, $0) } }
-        }
+    static func bindAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ address: SocketAddress) throws(VerbsError) {
+        try cm(.bindAddress, "\(address)") { address.withSocketAddress { rdma_bind_addr(id, $0) } }
     }
 
     /// `rdma_listen`.
@@ -52,12 +50,10 @@ extension IBVerbsCalls {
     }
 
     /// `rdma_resolve_addr` towards `destination`.
-    static func resolveAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ destination: inout sockaddr_in,
+    static func resolveAddress(_ id: UnsafeMutablePointer<rdma_cm_id>, _ destination: SocketAddress,
                                timeoutMilliseconds: Int32) throws(VerbsError) {
-        try cm(.resolveAddress) {
-            withUnsafeMutablePointer(to: &destination) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { rdma_resolve_addr(id, nil, $0, timeoutMilliseconds) }
-            }
+        try cm(.resolveAddress, "\(destination)") {
+            destination.withSocketAddress { rdma_resolve_addr(id, nil, $0, timeoutMilliseconds) }
         }
     }
 
@@ -66,14 +62,40 @@ extension IBVerbsCalls {
         try cm(.resolveRoute) { rdma_resolve_route(id, timeoutMilliseconds) }
     }
 
-    /// `rdma_connect`.
-    static func connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
-        try cm(.connect) { rdma_connect(id, &parameters) }
+    /// `rdma_connect`, with `privateData` in `parameters`.
+    static func connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: rdma_conn_param,
+                        privateData: [UInt8]) throws(VerbsError) {
+        try cm(.connect) {
+            privateData.withUnsafeBytes { data in
+                var parameters = parameters
+                parameters.private_data = data.baseAddress
+                parameters.private_data_len = UInt8(clamping: data.count)
+                return rdma_connect(id, &parameters)
+            }
+        }
     }
 
-    /// `rdma_accept`.
-    static func accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: inout rdma_conn_param) throws(VerbsError) {
-        try cm(.accept) { rdma_accept(id, &parameters) }
+    /// `rdma_accept`, with `privateData` in `parameters`.
+    static func accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: rdma_conn_param,
+                       privateData: [UInt8]) throws(VerbsError) {
+        try cm(.accept) {
+            privateData.withUnsafeBytes { data in
+                var parameters = parameters
+                parameters.private_data = data.baseAddress
+                parameters.private_data_len = UInt8(clamping: data.count)
+                return rdma_accept(id, &parameters)
+            }
+        }
+    }
+
+    /// `rdma_reject` with `privateData`.
+    static func reject(_ id: UnsafeMutablePointer<rdma_cm_id>, privateData: [UInt8]) throws(VerbsError) {
+        try cm(.reject) { privateData.withUnsafeBytes { rdma_reject(id, $0.baseAddress, UInt8(clamping: $0.count)) } }
+    }
+
+    /// `rdma_migrate_id`: the identifier's events go to `channel` from now on.
+    static func migrateID(_ id: UnsafeMutablePointer<rdma_cm_id>, to channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) {
+        try cm(.migrateConnectionID) { rdma_migrate_id(id, channel) }
     }
 
     /// `rdma_establish`.
@@ -95,20 +117,33 @@ extension IBVerbsCalls {
         return (attributes, mask)
     }
 
-    /// `rdma_get_cm_event`, after waiting at most `timeoutMilliseconds` for one with `poll(2)`.
-    static func nextEvent(_ channel: UnsafeMutablePointer<rdma_event_channel>,
-                          timeoutMilliseconds: Int32) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_event> {
-        var descriptor = pollfd(fd: cverbs_event_channel_fd(channel), events: Int16(POLLIN), revents: 0)
-        let ready = poll(&descriptor, 1, timeoutMilliseconds)
-        guard ready > 0 else {
-            throw failure(.getConnectionEvent, code: ready == 0 ? ETIMEDOUT : errno,
-                          "no event within \(timeoutMilliseconds) ms")
-        }
+    /// `rdma_get_cm_event` on a channel whose descriptor is non-blocking: the next
+    /// event, or `nil` when none waits (`EAGAIN`).
+    static func takeEvent(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_event>? {
         var event: UnsafeMutablePointer<rdma_cm_event>?
+        errno = 0
         guard rdma_get_cm_event(channel, &event) == 0, let event else {
+            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
             throw failure(.getConnectionEvent, code: nullCode)
         }
         return event
+    }
+
+    /// The descriptor of `channel` (its `fd` member).
+    static func eventChannelDescriptor(_ channel: UnsafeMutablePointer<rdma_event_channel>) -> Int32 {
+        cverbs_event_channel_fd(channel)
+    }
+
+    /// `rdma_get_peer_addr`, as text.
+    static func peerAddress(_ id: UnsafeMutablePointer<rdma_cm_id>) -> SocketAddress? {
+        SocketAddress(rdma_get_peer_addr(id))
+    }
+
+    /// The device and port the identifier is bound to (`verbs` and `port_num`), once
+    /// its address is resolved or a request arrived on it.
+    static func boundDevice(_ id: UnsafeMutablePointer<rdma_cm_id>) -> (name: String, port: UInt8)? {
+        guard let context = id.pointee.verbs, let device = context.pointee.device else { return nil }
+        return (deviceName(device), id.pointee.port_num)
     }
 
     /// `rdma_get_src_port`, in host order.

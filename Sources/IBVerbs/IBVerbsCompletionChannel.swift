@@ -5,7 +5,7 @@ import Locking
 import Verbs
 
 /// A completion channel of a libibverbs device (`struct ibv_comp_channel`), for the
-/// completion queues of an ``IBVerbsProtectionDomain`` or an ``RDMACMDomain``.
+/// completion queues of an ``IBVerbsProtectionDomain``.
 ///
 /// Its descriptor is in non-blocking mode, so ``takeEvents()`` drains what waits and
 /// returns. Each event names its queue through the `cq_context` the queue was created

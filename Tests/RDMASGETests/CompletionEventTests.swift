@@ -1,6 +1,7 @@
 import Glibc
 import RDMASGE
 import SoftVerbs
+import TestKit
 import Testing
 
 /// Two connected SoftVerbs queue pairs whose completion queues raise events on one
@@ -57,18 +58,6 @@ final class EventedPair: @unchecked Sendable {
     }
 }
 
-/// Runs `body` on a POSIX thread of its own after `delay` milliseconds.
-func later(_ delay: Int, _ body: @escaping @Sendable () -> Void) {
-    final class Job { let run: () -> Void; init(_ run: @escaping () -> Void) { self.run = run } }
-    let job = Unmanaged.passRetained(Job {
-        usleep(useconds_t(delay * 1000))
-        body()
-    }).toOpaque()
-    var thread = pthread_t()
-    pthread_create(&thread, nil, { Unmanaged<Job>.fromOpaque($0!).takeRetainedValue().run(); return nil }, job)
-    pthread_detach(thread)
-}
-
 @Suite("Completion channels and events")
 struct CompletionEventTests {
     @Test("an armed queue raises one event on its channel's descriptor, and only when armed")
@@ -95,7 +84,7 @@ struct CompletionEventTests {
     func blockingWait() throws {
         let x = try EventedPair()
         try x.receive(id: 5)
-        later(50) { try! x.send(id: 5) }
+        _ = JoinableThread(after: .milliseconds(50)) { try! x.send(id: 5) }
         let completion = try x.receiverQueue.wait(timeout: .seconds(10))
         #expect(completion?.id == 5 && completion?.status == .success)
         let start = ContinuousClock.now
@@ -154,7 +143,7 @@ struct CompletionEventTests {
     func asyncCompletions() async throws {
         let x = try EventedPair()
         for id in 1...40 { try x.receive(id: UInt64(id)) }
-        later(20) {
+        _ = JoinableThread(after: .milliseconds(20)) {
             for id in 1...40 {
                 try! x.send(id: UInt64(id))
                 if id % 8 == 0 { usleep(2000) }
@@ -172,7 +161,7 @@ struct CompletionEventTests {
     func sharedChannel() async throws {
         let x = try EventedPair(sharedChannel: true)
         try x.receive(id: 7)
-        later(30) { try! x.send(id: 7) }
+        _ = JoinableThread(after: .milliseconds(30)) { try! x.send(id: 7) }
         async let received = x.receiverQueue.nextCompletion()
         async let sent = x.senderQueue.nextCompletion()
         let (r, s) = try await (received, sent)
@@ -196,7 +185,7 @@ struct CompletionEventTests {
     func deviceEvents() async throws {
         let x = try EventedPair()
         #expect(try x.device.takeEvent() == nil)
-        later(20) { x.device.setPortActive(false) }
+        _ = JoinableThread(after: .milliseconds(20)) { x.device.setPortActive(false) }
         var events = x.device.events().makeAsyncIterator()
         let event = try await events.next()
         #expect(event == .portError(port: 1) && event?.isFailure == true)

@@ -5,6 +5,7 @@ import RDMASGE
 import Synchronization
 import Testing
 import SoftVerbs
+import TestKit
 
 // The MR cache's lock-free hits and releases against a writer that invalidates, flushes
 // and registers under tight limits, on real threads (run it under ThreadSanitizer too:
@@ -138,22 +139,6 @@ final class StressDomain: ProtectionDomain, @unchecked Sendable {
     func close() throws(VerbsError) { try inner.close() }
 }
 
-/// Runs `body(0..<count)` on `count` POSIX threads and waits for them.
-func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Start { let run: () -> Void; init(_ run: @escaping () -> Void) { self.run = run } }
-    let threads = (0..<count).map { index -> pthread_t in
-        let start = Unmanaged.passRetained(Start { body(index) }).toOpaque()
-        var thread = pthread_t()
-        let status = pthread_create(&thread, nil, { argument in
-            Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue().run()
-            return nil
-        }, start)
-        precondition(status == 0, "pthread_create failed: \(status)")
-        return thread
-    }
-    for thread in threads { pthread_join(thread, nil) }
-}
-
 @Suite("MR cache under concurrent stress")
 struct MRCacheStressTests {
     @Test("lock-free hits and releases against invalidation, flushing and registration under tight limits")
@@ -170,7 +155,7 @@ struct MRCacheStressTests {
         let lookups = Atomic<Int>(0)
         let hittersDone = Atomic<Int>(0)
 
-        onThreads(hitters + 1) { thread in
+        JoinableThread.run(hitters + 1) { thread in
             var random = SplitMix64(seed: UInt64(0x57E5 + thread))
             if thread == hitters {
                 // The writer: invalidates, flushes and registers until the hitters finish.

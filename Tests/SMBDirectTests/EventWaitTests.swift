@@ -1,6 +1,7 @@
 import Glibc
 import SMBDirect
 import SoftVerbs
+import TestKit
 import Testing
 
 /// The CPU time the calling thread has used.
@@ -20,20 +21,13 @@ struct EventWaitTests {
         loop.responder.idleHandler = nil
         final class Box: @unchecked Sendable { let loop: SMBDirectLoopback<SoftVerbs>; init(_ loop: SMBDirectLoopback<SoftVerbs>) { self.loop = loop } }
         let box = Box(loop)
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(box).toOpaque()
-        pthread_create(&thread, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            usleep(400_000)
-            try! box.loop.initiator.send([7, 8, 9])
-            return nil
-        }, context)
+        let peer = JoinableThread(after: .milliseconds(400)) { try! box.loop.initiator.send([7, 8, 9]) }
         let cpuBefore = threadCPUTime()
         let start = ContinuousClock.now
         let message = try loop.responder.receiveMessage()
         let waited = ContinuousClock.now - start
         let cpu = threadCPUTime() - cpuBefore
-        pthread_join(thread, nil)
+        peer.join()
         #expect(message == [7, 8, 9])
         #expect(waited >= .milliseconds(300))
         // Spinning for 400 ms costs about that much CPU even on a loaded machine; sleeping costs almost none.
