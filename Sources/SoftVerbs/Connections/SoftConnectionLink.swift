@@ -55,13 +55,17 @@ final class SoftConnectionLink: @unchecked Sendable {
     }
 
     /// Ends the link once: both queue pairs move to the error state (flushing what is
-    /// outstanding) before both sides see ``ConnectionEvent/disconnected``.
+    /// outstanding) before both sides see ``ConnectionEvent/disconnected``. A queue
+    /// pair no longer connected to the other one (reset, perhaps reused for another
+    /// connection, or destroyed) is left alone.
     func disconnect() {
         state.withLock { state in
             guard state.connected else { return }
             state.connected = false
             device.state.withLock { soft in
-                for number in queuePairs where soft.pairs[number] != nil { soft.moveToError(number) }
+                for (number, peer) in zip(queuePairs, queuePairs.reversed()) where soft.pairs[number]?.remote == peer {
+                    soft.moveToError(number)
+                }
             }
             for side in 0..<2 {
                 state.events[side].append(.disconnected)

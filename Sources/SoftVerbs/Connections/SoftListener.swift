@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Locking
 import Verbs
 
 /// A listener for connections to the queue pairs of one ``SoftVerbs`` device: the
