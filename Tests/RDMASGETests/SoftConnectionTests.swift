@@ -387,6 +387,40 @@ struct SoftConnectionTests {
         #expect(server.pair.state == .error)
     }
 
+    @Test("an accept whose queue pair moves fail puts both queue pairs back in RESET; the requester sees a connection error")
+    func failedAccept() throws {
+        let listener = try SoftListener(device: device, host: "127.0.0.15")
+        let client = try ConnectionEndpoint(domain), server = try ConnectionEndpoint(domain)
+        let port = listener.port, pair = client.pair
+        let connecting = Spawned {
+            try SoftConnection.connect(to: "127.0.0.15", port: port, queuePair: pair, parameters: ConnectionParameters(),
+                                       timeout: .seconds(10))
+        }
+        let request = try #require(try listener.accept(timeout: .seconds(10)))
+        try client.pair.modify(to: .initialized, remote: nil)  // the requester's queue pair can no longer go RESET → INIT
+        let failed = failure { try request.accept(server.pair, parameters: ConnectionParameters(), timeout: .seconds(1)) }
+        #expect(failed?.errno == EINVAL && failed?.call == .accept)
+        #expect(client.pair.state == .reset && server.pair.state == .reset)
+        let refused = failure { try connecting.join() }
+        #expect(refused?.errno == ECONNREFUSED && refused?.connectionEvent == .connectionError)
+    }
+
+    @Test("releasing an old connection leaves its queue pair alone once it is reset and connected again")
+    func reusedQueuePair() throws {
+        let listener = try SoftListener(device: device, host: "127.0.0.16")
+        let client = try ConnectionEndpoint(domain), first = try ConnectionEndpoint(domain), second = try ConnectionEndpoint(domain)
+        var old: (client: SoftConnection, server: SoftConnection)? = try establish(listener, host: "127.0.0.16", client: client,
+                                                                                  server: first)
+        try client.pair.modify(to: .reset, remote: nil)
+        try first.pair.modify(to: .reset, remote: nil)
+        let new = try establish(listener, host: "127.0.0.16", client: client, server: second)
+        #expect(old?.client.takeEvent() == .established)
+        old = nil
+        #expect(client.pair.state == .readyToSend && second.pair.state == .readyToSend, "the new connection is untouched")
+        #expect(first.pair.state == .reset)
+        #expect(new.client.takeEvent() == .established && new.client.takeEvent() == nil)
+    }
+
     @Test("8 connections through one protection domain and one listener, each moving data")
     func eightConnections() throws {
         let listener = try SoftListener(device: device, host: "127.0.0.11")
