@@ -10,13 +10,13 @@ import Verbs
 /// bound to the address and port and blocks until the listening side accepts it
 /// (``SoftConnectionRequest/accept(_:parameters:timeout:)``, which moves both queue
 /// pairs RESET → INIT → RTR → RTS) or rejects it. Each side then holds a connection
-/// whose first event is ``ConnectionEvent/established``.
+/// whose first event is `ConnectionEvent.established`.
 ///
 /// ``disconnect()`` on either side moves both queue pairs to the error state, which
 /// flushes what is outstanding with `WorkCompletionStatus.workRequestFlushError`, and
-/// both sides see ``ConnectionEvent/disconnected``. Releasing a connection that is still
+/// both sides see `ConnectionEvent.disconnected`. Releasing a connection that is still
 /// up disconnects it, as destroying a connected `rdma_cm_id` does. SoftVerbs raises no
-/// ``ConnectionEvent/deviceRemoved``: a simulated device does not go away.
+/// `ConnectionEvent.deviceRemoved`: a simulated device does not go away.
 ///
 /// SoftVerbs connects queue pairs of one device only: both sides' queue pairs must
 /// belong to the listener's device.
@@ -49,13 +49,13 @@ public final class SoftConnection: VerbsConnection, @unchecked Sendable {
     /// corresponding C functions are `rdma_resolve_addr`, `rdma_resolve_route`,
     /// `rdma_connect` and `rdma_establish`; this is their in-process equivalent.
     /// - Throws: `EINVAL` for a `host` that is no IP address, parameters beyond their
-    ///   limits (private data beyond ``ConnectionParameters/maxRequestPrivateData``
+    ///   limits (private data beyond `ConnectionParameters.maxRequestPrivateData`
     ///   bytes), a queue pair not in the reset state, or a listener on another device
-    ///   than the queue pair's; `ECONNREFUSED` with ``VerbsError/connectionEvent``
-    ///   ``ConnectionEvent/rejected(privateData:)`` when nothing listens on the port
+    ///   than the queue pair's; `ECONNREFUSED` with `VerbsError.connectionEvent`
+    ///   `ConnectionEvent.rejected(privateData:)` when nothing listens on the port
     ///   (no private data), the listener's backlog is full or it closes (no private
     ///   data), or the listening side rejects the request (its private data), and with
-    ///   ``ConnectionEvent/connectionError`` when its accept failed; `ETIMEDOUT` when
+    ///   `ConnectionEvent.connectionError` when its accept failed; `ETIMEDOUT` when
     ///   no answer came within `timeout`. The queue pair is in the reset state then.
     public static func connect(
         to host: String, port: UInt16, queuePair: SoftQueuePair, parameters: ConnectionParameters, timeout: Duration
@@ -105,13 +105,13 @@ public final class SoftConnection: VerbsConnection, @unchecked Sendable {
     public var eventFileDescriptor: Int32 { link.descriptors[side] }
 
     /// Takes the next event without blocking; `nil` when none waits. The first is
-    /// ``ConnectionEvent/established``, then ``ConnectionEvent/disconnected`` once
+    /// `ConnectionEvent.established`, then `ConnectionEvent.disconnected` once
     /// either side disconnects. The corresponding C functions are `rdma_get_cm_event`
     /// and `rdma_ack_cm_event`; this is their in-process equivalent.
     public func takeEvent() -> ConnectionEvent? { link.takeEvent(side) }
 
     /// Disconnects: both queue pairs move to the error state, flushing what is
-    /// outstanding, and both sides see ``ConnectionEvent/disconnected``. A second call,
+    /// outstanding, and both sides see `ConnectionEvent.disconnected`. A second call,
     /// on either side, does nothing. The queue pair stays the caller's to close. The
     /// corresponding C function is `rdma_disconnect`; this is its in-process equivalent.
     public func disconnect() { link.disconnect() }

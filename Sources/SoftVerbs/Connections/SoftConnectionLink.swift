@@ -25,7 +25,7 @@ final class SoftConnectionLink: @unchecked Sendable {
     private let state = LockedValue(State())
 
     /// A link between the requester's queue pair and the accepting side's, both
-    /// established: each side's queue starts with ``ConnectionEvent/established``.
+    /// established: each side's queue starts with `ConnectionEvent.established`.
     init(device: SoftVerbs, requester: UInt32, acceptor: UInt32) throws(VerbsError) {
         self.device = device
         queuePairs = [requester, acceptor]
@@ -55,7 +55,7 @@ final class SoftConnectionLink: @unchecked Sendable {
     }
 
     /// Ends the link once: both queue pairs move to the error state (flushing what is
-    /// outstanding) before both sides see ``ConnectionEvent/disconnected``. A queue
+    /// outstanding) before both sides see `ConnectionEvent.disconnected`. A queue
     /// pair no longer connected to the other one (reset, perhaps reused for another
     /// connection, or destroyed) is left alone.
     func disconnect() {

@@ -39,12 +39,12 @@ public final class SoftConnectionRequest: VerbsConnectionRequest, @unchecked Sen
     /// runs out. The corresponding C function is `rdma_accept`; this is its in-process
     /// equivalent.
     /// - Throws: `EINVAL` for parameters beyond their limits (private data beyond
-    ///   ``ConnectionParameters/maxReplyPrivateData`` bytes), a queue pair not in the
+    ///   `ConnectionParameters.maxReplyPrivateData` bytes), a queue pair not in the
     ///   reset state or of another device than the listener's, or a request already
     ///   answered; `ECONNABORTED` when the peer gave up waiting; a queue pair's refused
     ///   transition. Then both queue pairs are back in the reset state (the peer's
     ///   ``SoftConnection/connect(to:port:queuePair:parameters:timeout:)`` fails with
-    ///   `ECONNREFUSED` and ``ConnectionEvent/connectionError``), and nothing changed
+    ///   `ECONNREFUSED` and `ConnectionEvent.connectionError`), and nothing changed
     ///   when the parameters or the queue pair were refused.
     public func accept(
         _ queuePair: SoftQueuePair, parameters: ConnectionParameters, timeout: Duration
@@ -81,10 +81,10 @@ public final class SoftConnectionRequest: VerbsConnectionRequest, @unchecked Sen
     }
 
     /// Rejects the request with `privateData`; the peer's connect fails with
-    /// `ECONNREFUSED` and ``ConnectionEvent/rejected(privateData:)`` carrying it. A
+    /// `ECONNREFUSED` and `ConnectionEvent.rejected(privateData:)` carrying it. A
     /// request whose peer already gave up is dropped. The corresponding C function is
     /// `rdma_reject`; this is its in-process equivalent.
-    /// - Throws: `EINVAL` for more than ``ConnectionParameters/maxRejectPrivateData``
+    /// - Throws: `EINVAL` for more than `ConnectionParameters.maxRejectPrivateData`
     ///   bytes, or a request already answered.
     public func reject(privateData: [UInt8]) throws(VerbsError) {
         guard privateData.count <= ConnectionParameters.maxRejectPrivateData else {

@@ -18,7 +18,7 @@ import Verbs
 /// ``takeRequest()``; a request arriving at a full queue is refused, as a full backlog
 /// drops the connection request. ``eventFileDescriptor`` is readable while a request
 /// waits, so the listener can be watched by `poll(2)` or `epoll(7)` loops and by
-/// ``VerbsListener/accept(timeout:)`` or ``VerbsListener/accept(on:)``.
+/// `VerbsListener.accept(timeout:)` or `VerbsListener.accept(on:)`.
 ///
 /// SoftVerbs connects queue pairs of one device only: requests whose queue pair
 /// belongs to another device than the listener's are refused with `EINVAL`.
