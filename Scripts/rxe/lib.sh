@@ -34,3 +34,39 @@ rxe_require_root() {
 
 # The kernel version unpacked by setup-host ("" if none yet).
 rxe_kernel_version() { cat "$RXE_WORK/kernel.version" 2>/dev/null || true; }
+
+# rxe_closing_line PASSED FAILED: the last line of a run; its status is the exit status.
+rxe_closing_line() {
+  echo "$1 passed, $2 failed"
+  [ "$2" = 0 ]
+}
+
+# rxe_counts FILE: "P F" from the last line of the form "N passed, N failed", or nothing.
+rxe_counts() { sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$1" | tail -n 1; }
+
+# rxe_result_field LINE NAME: the number after " NAME=" in an E2E_RESULT line.
+rxe_result_field() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" <<<"$1"; }
+
+# KVM only with real VT-x/AMD-V. /dev/kvm from kvm_pvm (this kind of cloud VM)
+# cannot boot a stock Debian kernel: it hangs after the decompressor.
+rxe_kvm_usable() {
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+  [ ! -d /sys/module/kvm_pvm ] || return 1
+  grep -qwE 'vmx|svm' /proc/cpuinfo
+}
+
+# rxe_qemu_accel ACCEL: the qemu accelerator arguments for kvm or tcg, in RXE_QEMU_ACCEL.
+rxe_qemu_accel() {
+  if [ "$1" = kvm ]; then RXE_QEMU_ACCEL=(-accel kvm -cpu host)
+  else RXE_QEMU_ACCEL=(-accel tcg,thread=multi -cpu max); fi
+}
+
+# rxe_console_line T0_MS LINE: one guest console line without CR and terminal escapes
+# (SeaBIOS and the kernel reset/clear the terminal), prefixed with the host's seconds
+# since T0_MS, in RXE_LINE.
+rxe_console_line() {
+  local line=${2//$'\r'/} ms
+  [[ $line != *$'\e'* ]] || line=$(sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1b[a-zA-Z]//g' <<<"$line")
+  ms=$(( $(rxe_now_ms) - $1 ))
+  printf -v RXE_LINE '[%4d.%02d] %s' $(( ms / 1000 )) $(( ms % 1000 / 10 )) "$line"
+}
