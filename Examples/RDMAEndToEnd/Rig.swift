@@ -1,4 +1,5 @@
 #if RDMA
+import FoundationEssentials
 import Glibc
 import RDMASGE
 
@@ -20,9 +21,10 @@ final class Rig<Device: VerbsDevice> {
     let a: Pair
     let b: Pair
 
-    /// Makes the rig; `connect` brings both queue pairs to RTS (raw GID addressing by default).
+    /// Makes the rig; `connect` brings both queue pairs to RTS (by default, the raw path:
+    /// endpoints exchanged as JSON).
     init(device: Device, domain: Domain, capabilities: QueuePairCapabilities = Rig.capabilities,
-         connect: (Pair, Pair) throws -> Void = { a, b in try Pair.connect(a, b) }) throws {
+         connect: (Pair, Pair) throws -> Void = { a, b in try connectThroughJSON(a, b) }) throws {
         self.device = device
         self.domain = domain
         aQueue = try domain.createCompletionQueue(capacity: 512)
@@ -68,6 +70,25 @@ final class Rig<Device: VerbsDevice> {
             try pair.postSend(SendWorkRequest(id: id, opcode: opcode, sges: pointer, flags: .signaled,
                                               remoteAddress: remoteAddress, rkey: rkey))
         }
+    }
+}
+
+/// `endpoint` as the JSON text a program would send its peer.
+func json(_ endpoint: QueuePairEndpoint) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return String(decoding: try encoder.encode(endpoint), as: UTF8.self)
+}
+
+/// Brings `a` and `b` through RESET → INIT → RTR → RTS as two programs would: each
+/// learns the other's endpoint only from the JSON text the other sent.
+func connectThroughJSON<Pair: QueuePair>(_ a: Pair, _ b: Pair) throws {
+    let decoder = JSONDecoder()
+    let remoteOfA = try decoder.decode(QueuePairEndpoint.self, from: Data(try json(b.endpoint).utf8))
+    let remoteOfB = try decoder.decode(QueuePairEndpoint.self, from: Data(try json(a.endpoint).utf8))
+    for state in [QueuePairState.reset, .initialized, .readyToReceive, .readyToSend] {
+        try a.modify(to: state, remote: state == .readyToReceive ? remoteOfA : nil)
+        try b.modify(to: state, remote: state == .readyToReceive ? remoteOfB : nil)
     }
 }
 

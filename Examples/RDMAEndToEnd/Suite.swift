@@ -75,6 +75,10 @@ struct Suite {
         let softBuffers = try Buffers(domain: softDomain, source: source, target: target)
         let ibRig = try Rig(device: device, domain: ib)
         let softRig = try Rig(device: soft, domain: softDomain)
+        let (a, b) = (ibRig.a.endpoint, ibRig.b.endpoint)
+        report.check(ibRig.a.state == .readyToSend && ibRig.b.state == .readyToSend && a.gid == device.gid.bytes
+                     && a.lid == ibRig.a.port.lid && a.mtu == ibRig.a.port.activePathMTU,
+                     "raw connection, endpoints exchanged as JSON: \(try json(a)) <-> \(try json(b)), both in RTS")
         for (k, kind) in WholeBuffer.kinds.enumerated() {
             for (o, operation) in KindTransfers<SoftVerbs>.Operation.allCases.enumerated() {
                 let seed = UInt64(k * 8 + o + 1)

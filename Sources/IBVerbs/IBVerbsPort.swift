@@ -40,8 +40,11 @@ public struct IBVerbsPort: Hashable, Sendable {
     public var gidTableLength: Int
     /// Whether the port runs over Ethernet (RoCE) rather than InfiniBand (`link_layer`).
     public var isEthernet: Bool
-    /// The raw `enum ibv_mtu` of ``activeMTU``, for `path_mtu`.
-    var activeMTUCode: ibv_mtu
+    /// The port's local identifier, which the subnet manager assigns on InfiniBand;
+    /// 0 on RoCE (`lid`).
+    public var lid: UInt16
+    /// ``activeMTU`` as a path MTU; `nil` while the port reports none.
+    public var activePathMTU: PathMTU?
 
     init(number: UInt8, _ attributes: ibv_port_attr) {
         self.number = number
@@ -51,7 +54,8 @@ public struct IBVerbsPort: Hashable, Sendable {
         maxMessageSize = Int(attributes.max_msg_sz)
         gidTableLength = Int(attributes.gid_tbl_len)
         isEthernet = attributes.link_layer == UInt8(IBV_LINK_LAYER_ETHERNET)
-        activeMTUCode = attributes.active_mtu
+        lid = attributes.lid
+        activePathMTU = PathMTU(code: attributes.active_mtu.rawValue)
     }
 
     /// `IBV_MTU_256` … `IBV_MTU_4096` are 1 … 5.

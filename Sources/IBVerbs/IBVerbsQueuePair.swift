@@ -6,11 +6,13 @@ import Verbs
 
 /// A reliable-connected queue pair of an ``IBVerbs`` device.
 ///
-/// ``modify(to:remote:)`` moves it through RESET → INIT → RTR → RTS with GID
-/// addressing (the device's source GID; the remote endpoint's GID as destination),
-/// which connects two queue pairs with no connection manager, as
-/// `QueuePair.connect(_:_:)` does. ``IBVerbsConnection`` connects through
-/// librdmacm instead.
+/// ``modify(to:remote:)`` moves it through RESET → INIT → RTR → RTS to the remote
+/// endpoint's queue pair number, PSN, LID and GID (with a global route header from
+/// the device's source GID whenever the remote has a GID), on the smaller of the two
+/// ports' MTUs. That connects two queue pairs with no connection manager: the two
+/// sides exchange their ``endpoint``s by any means (`QueuePairEndpoint` is
+/// `Codable`), or `QueuePair.connect(_:_:)` hands them over in one process.
+/// ``IBVerbsConnection`` connects through librdmacm instead.
 ///
 /// `SendWorkRequest.sges` is handed to `ibv_post_send` as it is: `SGE` has the
 /// layout of `struct ibv_sge`.
@@ -25,12 +27,15 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     public let capabilities: QueuePairCapabilities
     /// The queue pair number (`qp_num`).
     public let number: UInt32
+    /// The PSN the queue pair's sends start at (`sq_psn`), chosen at random.
+    public let packetSequenceNumber = UInt32.random(in: 0..<QueuePairEndpoint.numberLimit)
+    /// The port as `ibv_query_port` reported it when the queue pair was created: the
+    /// LID and active MTU of its ``endpoint``.
+    public let port: IBVerbsPort
     let handle: LockedValue<IBVerbsHandle<ibv_qp>?>
     /// The reusable request chain of ``postSend(chain:)``, used under `handle`'s lock.
     let sendChain = IBVerbsSendChain()
 
-    /// Packet sequence numbers both directions start at.
-    static let initialPSN: UInt32 = 0
     /// Local ACK timeout exponent: 4.096 µs × 2^18 ≈ 1 s, generous for emulated machines.
     static let ackTimeout: UInt8 = 18
     /// Transport and receiver-not-ready retries (7: retry receiver-not-ready forever).
@@ -41,6 +46,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     init(domain: IBVerbsProtectionDomain, sendCompletions: IBVerbsCompletionQueue,
          receiveCompletions: IBVerbsCompletionQueue, capabilities: QueuePairCapabilities) throws(VerbsError) {
         precondition(SGE.layoutMatchesIBVSGE, "SGE must have the layout of struct ibv_sge to be posted without conversion")
+        let port = try domain.device.queryPort()
         var initial = ibv_qp_init_attr()
         initial.qp_type = IBV_QPT_RC
         initial.sq_sig_all = capabilities.signalsAll ? 1 : 0
@@ -60,6 +66,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
             return try receiveCompletions.withCQ(.createQueuePair) { (receive) throws(VerbsError) in try create(send, receive) }
         }
         self.domain = domain
+        self.port = port
         self.sendCompletions = sendCompletions
         self.receiveCompletions = receiveCompletions
         self.capabilities = QueuePairCapabilities(
@@ -70,8 +77,12 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
         self.handle = LockedValue(IBVerbsHandle(qp))
     }
 
-    /// The number and the device's source GID.
-    public var endpoint: QueuePairEndpoint { QueuePairEndpoint(number: number, gid: domain.device.gid.bytes) }
+    /// The number, the random starting PSN, the port's LID and active MTU (256 bytes
+    /// if the port reported none), and the device's source GID.
+    public var endpoint: QueuePairEndpoint {
+        QueuePairEndpoint(number: number, packetSequenceNumber: packetSequenceNumber, lid: port.lid,
+                          gid: domain.device.gid.bytes, mtu: port.activePathMTU ?? .bytes256)
+    }
 
     /// The state the device reports, or `QueuePairState.error` once destroyed. The
     /// corresponding C function is `ibv_query_qp`.
@@ -95,9 +106,14 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
     }
 
     /// Moves the queue pair to `state`. INIT allows local write and remote read and
-    /// write; RTR addresses `remote` by its GID from the device's source GID with the
-    /// port's active MTU; RTS sets the ACK timeout and retries. The corresponding C
-    /// function is `ibv_modify_qp`.
+    /// write. RTR connects to `remote`'s queue pair number and expects its PSN, on the
+    /// smaller of `remote`'s MTU and the port's active MTU, addressed to `remote`'s LID
+    /// and, when `remote` has a GID (not all zero), to its GID from the device's source
+    /// GID. RTS starts sending at ``packetSequenceNumber`` and sets the ACK timeout and
+    /// retries. The corresponding C function is `ibv_modify_qp`.
+    /// - Throws: `EINVAL` before calling C for RTR without `remote`, a remote number or
+    ///   PSN of more than 24 bits, a GID that is not 16 bytes, or, on a RoCE port, a
+    ///   remote without a GID; the provider's error otherwise.
     public func modify(to state: QueuePairState, remote: QueuePairEndpoint?) throws(VerbsError) {
         let device = domain.device
         var attributes = ibv_qp_attr()
@@ -110,25 +126,29 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
         case .initialized:
             attributes.qp_state = IBV_QPS_INIT
             attributes.pkey_index = 0
-            attributes.port_num = device.port.number
+            attributes.port_num = port.number
             attributes.qp_access_flags = AccessFlags.all.rawValue
             mask += [IBV_QP_PKEY_INDEX, IBV_QP_PORT, IBV_QP_ACCESS_FLAGS]
         case .readyToReceive:
             guard let remote else { throw VerbsError(.modifyQueuePair, errno: EINVAL, "RTR needs the remote queue pair's endpoint") }
-            guard remote.gid.count == 16 else {
-                throw VerbsError(.modifyQueuePair, errno: EINVAL, "a GID has 16 bytes, not \(remote.gid.count)")
+            if let defect = remote.defect { throw VerbsError(.modifyQueuePair, errno: EINVAL, defect) }
+            guard remote.hasGID || !port.isEthernet else {
+                throw VerbsError(.modifyQueuePair, errno: EINVAL, "RoCE routes by GID: the remote endpoint has none")
             }
             attributes.qp_state = IBV_QPS_RTR
-            attributes.path_mtu = device.port.activeMTUCode
+            attributes.path_mtu = ibv_mtu(min(port.activePathMTU ?? .bytes256, remote.mtu).code)
             attributes.dest_qp_num = remote.number
-            attributes.rq_psn = Self.initialPSN
+            attributes.rq_psn = remote.packetSequenceNumber
             attributes.max_dest_rd_atomic = UInt8(clamping: device.maxReadsInFlight)
             attributes.min_rnr_timer = Self.minimumRNRTimer
-            attributes.ah_attr.is_global = 1
-            withUnsafeMutableBytes(of: &attributes.ah_attr.grh.dgid.raw) { $0.copyBytes(from: remote.gid) }
-            attributes.ah_attr.grh.sgid_index = UInt8(clamping: device.gid.index)
-            attributes.ah_attr.grh.hop_limit = 64
-            attributes.ah_attr.port_num = device.port.number
+            attributes.ah_attr.dlid = remote.lid
+            attributes.ah_attr.port_num = port.number
+            if remote.hasGID {
+                attributes.ah_attr.is_global = 1
+                withUnsafeMutableBytes(of: &attributes.ah_attr.grh.dgid.raw) { $0.copyBytes(from: remote.gid) }
+                attributes.ah_attr.grh.sgid_index = UInt8(clamping: device.gid.index)
+                attributes.ah_attr.grh.hop_limit = 64
+            }
             mask += [IBV_QP_AV, IBV_QP_PATH_MTU, IBV_QP_DEST_QPN, IBV_QP_RQ_PSN, IBV_QP_MAX_DEST_RD_ATOMIC,
                      IBV_QP_MIN_RNR_TIMER]
         case .readyToSend:
@@ -136,7 +156,7 @@ public final class IBVerbsQueuePair: QueuePair, @unchecked Sendable {
             attributes.timeout = Self.ackTimeout
             attributes.retry_cnt = Self.retries
             attributes.rnr_retry = Self.retries
-            attributes.sq_psn = Self.initialPSN
+            attributes.sq_psn = packetSequenceNumber
             attributes.max_rd_atomic = UInt8(clamping: device.maxReadsInFlight)
             mask += [IBV_QP_TIMEOUT, IBV_QP_RETRY_CNT, IBV_QP_RNR_RETRY, IBV_QP_SQ_PSN, IBV_QP_MAX_QP_RD_ATOMIC]
         }

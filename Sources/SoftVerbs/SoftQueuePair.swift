@@ -9,6 +9,8 @@ import Verbs
 public final class SoftQueuePair: QueuePair, @unchecked Sendable {
     let device: SoftVerbs
     let number: UInt32
+    /// The PSN its sends start at, chosen at random.
+    let packetSequenceNumber = UInt32.random(in: 0..<QueuePairEndpoint.numberLimit)
     /// The sizes it was created with.
     public let capabilities: QueuePairCapabilities
 
@@ -18,8 +20,18 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
         self.capabilities = capabilities
     }
 
-    /// The queue pair's number and, as its GID, the device's name.
-    public var endpoint: QueuePairEndpoint { QueuePairEndpoint(number: number, gid: Array(device.name.utf8)) }
+    /// The queue pair's number and random starting PSN; LID 0 and a 4096-byte MTU, as a
+    /// RoCE port has; and, as its GID, the first 16 bytes of the device's name in UTF-8,
+    /// padded with zeros.
+    public var endpoint: QueuePairEndpoint {
+        QueuePairEndpoint(number: number, packetSequenceNumber: packetSequenceNumber, gid: gid, mtu: .bytes4096)
+    }
+
+    /// The device's name as a GID.
+    private var gid: [UInt8] {
+        let name = device.name.utf8.prefix(16)
+        return Array(name) + Array(repeating: 0, count: 16 - name.count)
+    }
 
     /// The current state; `QueuePairState.error` once the queue pair is destroyed. The
     /// corresponding C function is `ibv_query_qp`.
@@ -27,16 +39,25 @@ public final class SoftQueuePair: QueuePair, @unchecked Sendable {
         device.state.withLock { $0.pairs[number]?.state ?? .error }
     }
 
-    /// Moves the queue pair to `state`, as `QueuePair.modify(to:remote:)` describes. The
-    /// corresponding C function is `ibv_modify_qp`.
-    /// - Throws: `EINVAL` for a transition a device refuses, a remote endpoint on another
-    ///   device, or a destroyed queue pair.
+    /// Moves the queue pair to `state`, as `QueuePair.modify(to:remote:)` describes. RTR
+    /// records the remote's number and PSN, RTS the queue pair's own PSN: when the PSN
+    /// a peer expects is not the one its sender starts at, the peer drops every packet
+    /// as out of sequence, as a device does, and the sends complete with
+    /// `WorkCompletionStatus.retryExceededError`. The corresponding C function is
+    /// `ibv_modify_qp`.
+    /// - Throws: `EINVAL` for a transition a device refuses, a remote endpoint that
+    ///   `QueuePair.modify(to:remote:)` refuses or that is on another device, or a
+    ///   destroyed queue pair.
     public func modify(to state: QueuePairState, remote: QueuePairEndpoint?) throws(VerbsError) {
         try withPair(.modifyQueuePair) { (soft) throws(VerbsError) in
-            if let remote, remote.gid != Array(device.name.utf8) {
-                throw VerbsError(.modifyQueuePair, errno: EINVAL, "SoftVerbs connects queue pairs of one device only")
+            if state == .readyToReceive, let remote {
+                if let defect = remote.defect { throw VerbsError(.modifyQueuePair, errno: EINVAL, defect) }
+                guard remote.gid == gid else {
+                    throw VerbsError(.modifyQueuePair, errno: EINVAL, "SoftVerbs connects queue pairs of one device only")
+                }
             }
-            try soft.modify(number, to: state, remote: remote?.number)
+            try soft.modify(number, to: state, remote: remote.map { ($0.number, $0.packetSequenceNumber) },
+                            packetSequenceNumber: packetSequenceNumber)
         }
     }
 

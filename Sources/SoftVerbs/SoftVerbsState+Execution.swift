@@ -62,8 +62,9 @@ extension SoftVerbsState {
             guard localSegments(send.sges, domain: pair.domain, access: needed) != nil else { return .localProtectionError }
         }
         guard total <= attributes.maxMessageSize else { return .localLengthError }
+        // A peer that is not ready, or that expects another PSN, drops every packet.
         guard let remote = pair.remote, let peer = pairs[remote],
-              peer.state == .readyToReceive || peer.state == .readyToSend
+              peer.state == .readyToReceive || peer.state == .readyToSend, peer.receivePSN == pair.sendPSN
         else { return .retryExceededError }
 
         var target: (address: UInt, length: Int)?

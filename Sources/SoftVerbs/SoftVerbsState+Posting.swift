@@ -10,7 +10,10 @@ import Verbs
 extension SoftVerbsState {
     // MARK: State transitions
 
-    mutating func modify(_ number: UInt32, to state: QueuePairState, remote: UInt32?) throws(VerbsError) {
+    /// Moves queue pair `number` to `state`; RTR connects it to `remote`'s number and
+    /// expects `remote`'s PSN, RTS sends from `packetSequenceNumber` on.
+    mutating func modify(_ number: UInt32, to state: QueuePairState, remote: (number: UInt32, packetSequenceNumber: UInt32)?,
+                         packetSequenceNumber: UInt32) throws(VerbsError) {
         let current = pairs[number]!.state
         switch (current, state) {
         case (_, .error):
@@ -22,14 +25,20 @@ extension SoftVerbsState {
             pairs[number]!.receiveSlots = 0
             pairs[number]!.unsignalledRun = 0
             pairs[number]!.remote = nil
+            pairs[number]!.receivePSN = nil
+            pairs[number]!.sendPSN = nil
             pairs[number]!.state = .reset
-        case (.reset, .initialized), (.readyToReceive, .readyToSend):
+        case (.reset, .initialized):
             pairs[number]!.state = state
         case (.initialized, .readyToReceive):
             guard let remote else {
                 throw VerbsError(.modifyQueuePair, errno: EINVAL, "RTR needs the remote queue pair's endpoint")
             }
-            pairs[number]!.remote = remote
+            pairs[number]!.remote = remote.number
+            pairs[number]!.receivePSN = remote.packetSequenceNumber
+            pairs[number]!.state = state
+        case (.readyToReceive, .readyToSend):
+            pairs[number]!.sendPSN = packetSequenceNumber
             pairs[number]!.state = state
         default:
             throw VerbsError(.modifyQueuePair, errno: EINVAL, "no transition from \(current) to \(state)")

@@ -83,6 +83,10 @@ struct SoftVerbsState {
         var capabilities: QueuePairCapabilities
         var state = QueuePairState.reset
         var remote: UInt32?
+        /// The PSN the remote queue pair's packets must start at (`rq_psn`, set in RTR).
+        var receivePSN: UInt32?
+        /// The PSN this queue pair's packets start at (`sq_psn`, set in RTS).
+        var sendPSN: UInt32?
         var sends: [PendingSend] = []
         var receives: [PostedReceive] = []
         var sendSlots = 0
