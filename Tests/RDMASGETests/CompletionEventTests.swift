@@ -203,8 +203,8 @@ struct CompletionEventTests {
         for id in 1...4 { try x.receive(id: UInt64(id)) }
         let good = [x.sge(0, 64)]
         let tooMany = Array(repeating: x.sge(0, 8), count: 3)
-        try good.withUnsafeBufferPointer { good in
-            try tooMany.withUnsafeBufferPointer { tooMany in
+        good.withUnsafeBufferPointer { good in
+            tooMany.withUnsafeBufferPointer { tooMany in
                 let chain = [
                     SendWorkRequest(id: 1, opcode: .send, sges: good), SendWorkRequest(id: 2, opcode: .send, sges: good),
                     SendWorkRequest(id: 3, opcode: .send, sges: tooMany), SendWorkRequest(id: 4, opcode: .send, sges: good),
