@@ -12,7 +12,7 @@ import Verbs
 /// ports' MTUs. That connects two queue pairs with no connection manager: the two
 /// sides exchange their ``endpoint``s by any means (`QueuePairEndpoint` is
 /// `Codable`), or `QueuePair.connect(_:_:)` hands them over in one process.
-/// ``IBVerbsConnection`` connects through librdmacm instead.
+/// ``RDMAConnection`` and ``RDMAListener`` connect through librdmacm instead.
 ///
 /// `SendWorkRequest.sges` is handed to `ibv_post_send` as it is: `SGE` has the
 /// layout of `struct ibv_sge`.

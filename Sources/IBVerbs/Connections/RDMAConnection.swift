@@ -20,8 +20,8 @@ import Verbs
 /// connections.
 ///
 /// Each connection has an event channel of its own; its descriptor is
-/// ``eventFileDescriptor``. The first event is always ``ConnectionEvent/established``.
-/// When the peer disconnects, taking ``ConnectionEvent/disconnected`` answers the
+/// ``eventFileDescriptor``. The first event is always `ConnectionEvent/established`.
+/// When the peer disconnects, taking `ConnectionEvent/disconnected` answers the
 /// peer's request and moves the queue pair to the error state.
 public final class RDMAConnection: VerbsConnection, @unchecked Sendable {
     /// The connected queue pair; it stays the caller's to close.
@@ -39,7 +39,7 @@ public final class RDMAConnection: VerbsConnection, @unchecked Sendable {
     private struct State {
         var id: IBVerbsHandle<rdma_cm_id>?
         /// Events made by the library rather than read from the channel (the first,
-        /// ``ConnectionEvent/established``).
+        /// `ConnectionEvent/established`).
         var pending: [ConnectionEvent] = [.established]
         var disconnected = false
     }
@@ -56,7 +56,7 @@ public final class RDMAConnection: VerbsConnection, @unchecked Sendable {
 
     /// Connects `queuePair` (in the reset state, made on the device the address is
     /// reached through) to the ``RDMAListener`` or other `rdma_cm` listener at `host`
-    /// and `port`, as ``VerbsConnection/connect(to:port:queuePair:parameters:timeout:)``
+    /// and `port`, as `VerbsConnection/connect(to:port:queuePair:parameters:timeout:)`
     /// describes. Every step (address, route, the peer's reply) is bounded by
     /// `timeout`. The corresponding C functions are `rdma_create_id`,
     /// `rdma_resolve_addr`, `rdma_resolve_route`, `rdma_connect`, `rdma_init_qp_attr`
@@ -97,7 +97,7 @@ public final class RDMAConnection: VerbsConnection, @unchecked Sendable {
     /// The connection's event-channel descriptor (non-blocking).
     public var eventFileDescriptor: Int32 { channel.descriptor }
 
-    /// Takes the next event, if any. Taking ``ConnectionEvent/disconnected`` when the
+    /// Takes the next event, if any. Taking `ConnectionEvent/disconnected` when the
     /// peer disconnected answers it (`rdma_disconnect`) and moves the queue pair to the
     /// error state. The corresponding C functions are `rdma_get_cm_event` and
     /// `rdma_ack_cm_event`.
@@ -111,7 +111,7 @@ public final class RDMAConnection: VerbsConnection, @unchecked Sendable {
     }
 
     /// Disconnects: the queue pair moves to the error state and the peer is told; this
-    /// side then sees ``ConnectionEvent/disconnected`` too. A second call does nothing.
+    /// side then sees `ConnectionEvent/disconnected` too. A second call does nothing.
     /// The corresponding C function is `rdma_disconnect`.
     public func disconnect() throws(VerbsError) {
         try state.withLock { (state) throws(VerbsError) in try finish(&state) }

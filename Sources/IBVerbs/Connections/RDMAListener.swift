@@ -154,7 +154,7 @@ public final class RDMAConnectionRequest: VerbsConnectionRequest, @unchecked Sen
     }
 
     /// Rejects the request with `privateData` (at most
-    /// ``ConnectionParameters/maxRejectPrivateData`` bytes). The corresponding C
+    /// `ConnectionParameters/maxRejectPrivateData` bytes). The corresponding C
     /// functions are `rdma_reject` and `rdma_destroy_id`.
     /// - Throws: `EINVAL` for too much private data or a request already answered.
     public func reject(privateData: [UInt8] = []) throws(VerbsError) {
