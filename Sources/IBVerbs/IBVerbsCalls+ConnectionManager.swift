@@ -65,26 +65,23 @@ extension IBVerbsCalls {
     /// `rdma_connect`, with `privateData` in `parameters`.
     static func connect(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: rdma_conn_param,
                         privateData: [UInt8]) throws(VerbsError) {
-        try cm(.connect) {
-            privateData.withUnsafeBytes { data in
-                var parameters = parameters
-                parameters.private_data = data.baseAddress
-                parameters.private_data_len = UInt8(clamping: data.count)
-                return rdma_connect(id, &parameters)
-            }
-        }
+        try cm(.connect) { with(parameters, privateData: privateData) { rdma_connect(id, $0) } }
     }
 
     /// `rdma_accept`, with `privateData` in `parameters`.
     static func accept(_ id: UnsafeMutablePointer<rdma_cm_id>, _ parameters: rdma_conn_param,
                        privateData: [UInt8]) throws(VerbsError) {
-        try cm(.accept) {
-            privateData.withUnsafeBytes { data in
-                var parameters = parameters
-                parameters.private_data = data.baseAddress
-                parameters.private_data_len = UInt8(clamping: data.count)
-                return rdma_accept(id, &parameters)
-            }
+        try cm(.accept) { with(parameters, privateData: privateData) { rdma_accept(id, $0) } }
+    }
+
+    /// Runs `call` with a copy of `parameters` that points at `privateData`.
+    private static func with(_ parameters: rdma_conn_param, privateData: [UInt8],
+                             _ call: (UnsafeMutablePointer<rdma_conn_param>) -> Int32) -> Int32 {
+        privateData.withUnsafeBytes { data in
+            var parameters = parameters
+            parameters.private_data = data.baseAddress
+            parameters.private_data_len = UInt8(clamping: data.count)
+            return call(&parameters)
         }
     }
 

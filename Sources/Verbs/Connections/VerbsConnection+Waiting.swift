@@ -3,11 +3,7 @@ extension VerbsConnection {
     /// spinning; `nil` when the time ran out first.
     /// - Throws: What ``takeEvent()`` throws.
     public func nextEvent(timeout: Duration? = nil) throws(VerbsError) -> ConnectionEvent? {
-        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        while true {
-            if let event = try takeEvent() { return event }
-            guard try sleepUntilReadable(eventFileDescriptor, until: deadline, call: .getConnectionEvent) else { return nil }
-        }
+        try takeWaiting(on: eventFileDescriptor, timeout: timeout, takeEvent)
     }
 
     /// The connection's events as an asynchronous sequence, waiting on `loop` (one
@@ -24,11 +20,7 @@ extension VerbsListener {
     /// without spinning; `nil` when the time ran out first.
     /// - Throws: What ``takeRequest()`` throws.
     public func accept(timeout: Duration? = nil) throws(VerbsError) -> Request? {
-        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        while true {
-            if let request = try takeRequest() { return request }
-            guard try sleepUntilReadable(eventFileDescriptor, until: deadline, call: .getConnectionEvent) else { return nil }
-        }
+        try takeWaiting(on: eventFileDescriptor, timeout: timeout, takeRequest)
     }
 
     /// The next connection request, suspending on `loop` until one arrives; `nil`
@@ -85,4 +77,16 @@ public struct ConnectionEvents<Connection: VerbsConnection>: AsyncSequence, Send
 
     /// An iterator over the connection's events.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(sequence: self) }
+}
+
+/// What `take` returns, sleeping on `descriptor` while it returns `nil`, at most
+/// `timeout` (forever when `nil`); `nil` when the time ran out first.
+private func takeWaiting<Value>(
+    on descriptor: Int32, timeout: Duration?, _ take: () throws(VerbsError) -> Value?
+) throws(VerbsError) -> Value? {
+    let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+    while true {
+        if let value = try take() { return value }
+        guard try sleepUntilReadable(descriptor, until: deadline, call: .getConnectionEvent) else { return nil }
+    }
 }
