@@ -15,6 +15,8 @@ struct Suite {
     let source: WholeBuffer
     let target: WholeBuffer
     let address: String?
+    /// The network device under the RDMA port, which the link-events section takes down and up.
+    let netdev = environment("E2E_NETDEV")
     let volume: Int
     let referenceLog: String
 
@@ -55,6 +57,7 @@ struct Suite {
             try section("fork") { try forkCases(ib: ibDomain) }
             try section("throughput") { try throughput(ib: ibDomain) }
             try section("completion events") { try completionEvents(ib: ibDomain) }
+            if let netdev { try section("link events") { try linkEvents(netdev: netdev) } }
             // dealloc_pd refuses (EBUSY) while any region or queue pair of the domain is left.
             try ibDomain.close()
             try softDomain.close()
@@ -254,6 +257,16 @@ struct Suite {
         var result: Result<RDMAConnection, VerbsError>?
         var request: ConnectionParameters?
         var client: RDMAConnection?
+    }
+
+    /// The port's link taken down and up: typed device events, on the descriptor and awaited.
+    private func linkEvents(netdev: String) throws {
+        let outcome = try LinkEvents(device: device, netdev: netdev).run()
+        report.check(outcome.down == .portError(port: device.port.number),
+                     "\(netdev) down: \(device.name) reported \(outcome.down.map { "\($0)" } ?? "nothing") on its event descriptor")
+        report.check(outcome.up == .portActive(port: device.port.number) && outcome.activeAgainAfter != nil,
+                     "\(netdev) up: awaited device.events() yielded \(outcome.up.map { "\($0)" } ?? "nothing"), port ACTIVE again after "
+                     + (outcome.activeAgainAfter.map { "\(fixed($0, 2)) s" } ?? "more than 10 s"))
     }
 
     private func throughput(ib: IBVerbsProtectionDomain) throws {
