@@ -6,10 +6,10 @@ import TestKit
 /// What `rdma-e2e pair-client` and `pair-server` say to each other: the request's
 /// private data (what the client wants from a connection), the accept's (the buffers
 /// the server exposes), the rejection's (why), and the control messages both send
-/// over a connection. Everything is little-endian and starts with a magic number, so
-/// that private data padded with zeros by the connection manager (56, 196 or 148
-/// bytes over InfiniBand and RoCE) and a rejection by nothing listening can be told
-/// from a message of the peer.
+/// over a connection. Every field is little-endian. Private data starts with a magic
+/// number and carries its own lengths, so that the zeros the connection manager pads
+/// it with (to 56, 196 or 148 bytes over InfiniBand and RoCE), and a rejection by
+/// nothing listening, can be told from what the peer said.
 enum PairProtocol {
     /// The port the server listens on (on `::`, so over IPv4 and IPv6).
     static let port: UInt16 = 20886
@@ -23,8 +23,8 @@ enum PairProtocol {
     static let immediate: UInt32 = 0x1234_5678
 }
 
-/// A buffer of the server that the client may reach by RDMA: its address, its exact
-/// length and its rkey.
+/// A peer's buffer that RDMA WRITE or READ may reach: its address, its exact length
+/// and its rkey.
 struct RemoteBuffer: Equatable {
     var address: UInt64
     var length: Int
