@@ -135,11 +135,12 @@ struct PairServer {
                              "server: \(kind) \(operation) 1 MiB from \(peer) byte-exact: \(matches ? "matches" : "DIFFERS FROM") the pattern "
                              + "of seed \(seed), CRC32C \(hex(crc)), \(completions.count) receive completions"
                              + (completionsMatch ? "" : " (expected \(expected.count))") + ", \(keys.referenceCount) region references left")
-                try link.postControlReceive()
-                try link.send(.verified(crc: crc, matches: matches))
+                // Cleared before the answer: the client's next operation may land as soon as it is sent.
                 target.zero()
                 receiving = target.iterator(kind, .destination)
                 link.dataCompletions = []
+                try link.postControlReceive()
+                try link.send(.verified(crc: crc, matches: matches))
             case .prepareRead(let seed):
                 pattern.fill(seed: seed)
                 try link.postControlReceive()
