@@ -1,5 +1,6 @@
 #if RDMA
 import Glibc
+import Synchronization
 
 /// A check that could not be made: the scenario stops and the check fails.
 struct Failure: Error, CustomStringConvertible {
@@ -7,10 +8,10 @@ struct Failure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Counts PASS and FAIL lines and prints the closing `N passed, N failed` the harness reads.
-final class Report {
-    private(set) var passed = 0
-    private(set) var failed = 0
+/// Counts PASS and FAIL lines and prints the closing `N passed, N failed` the harness
+/// reads. Checks may come from several threads: each line is printed whole.
+final class Report: Sendable {
+    private let counts = Mutex((passed: 0, failed: 0))
 
     /// Prints one line and flushes: stdout is a pipe in the guest.
     static func say(_ line: String) {
@@ -18,9 +19,14 @@ final class Report {
         fflush(nil)
     }
 
-    func check(_ ok: Bool, _ what: String) {
-        if ok { passed += 1 } else { failed += 1 }
-        Report.say("\(ok ? "PASS" : "FAIL"): \(what)")
+    /// Counts and prints one check; returns `ok`.
+    @discardableResult
+    func check(_ ok: Bool, _ what: String) -> Bool {
+        counts.withLock { counts in
+            if ok { counts.passed += 1 } else { counts.failed += 1 }
+            Report.say("\(ok ? "PASS" : "FAIL"): \(what)")
+        }
+        return ok
     }
 
     /// Runs `body`; a thrown error is one failed check named `what`.
@@ -29,6 +35,7 @@ final class Report {
     }
 
     func finish() -> Never {
+        let (passed, failed) = counts.withLock { ($0.passed, $0.failed) }
         Report.say("\(passed) passed, \(failed) failed")
         exit(failed == 0 ? 0 : 1)
     }
@@ -42,6 +49,12 @@ func fixed(_ value: Double, _ digits: Int) -> String {
     let whole = Int(scaled / scale), fraction = Int(scaled) - whole * Int(scale)
     let text = String(fraction)
     return (value < 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + String(repeating: "0", count: digits - text.count) + text : "")
+}
+
+/// `value` as 8 hex digits.
+func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 8 - digits.count) + digits
 }
 
 /// Seconds on the monotonic clock.

@@ -272,7 +272,13 @@ struct Suite {
     private func throughput(ib: IBVerbsProtectionDomain) throws {
         let region = try ib.registerMemory(address: target.address, length: target.count, access: .all)
         defer { try? region.deregister() }
-        let measurement = try Throughput(device: device, domain: ib, target: region).run(volume: volume, depth: 128)
+        let depth = 128
+        let rig = try Rig(device: device, domain: ib, capabilities: Throughput<IBVerbsProtectionDomain>.capabilities(depth: depth))
+        defer { try? rig.close() }
+        let keys = MRCache(domain: ib, access: .localWrite)
+        defer { keys.flush() }
+        let measurement = try Throughput(queuePair: rig.a, queue: rig.aQueue, target: RemoteBuffer(region), keys: keys)
+            .run(volume: volume, depth: depth)
         let ours = measurement.mebibytesPerSecond
         Report.say("THROUGHPUT rdma-e2e size=65536 MBps=\(fixed(ours, 2)) bytes=\(measurement.bytes) "
                    + "seconds=\(fixed(measurement.seconds, 2))")

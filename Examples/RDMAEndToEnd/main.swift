@@ -11,6 +11,13 @@
 // Options: --volume-mib N (throughput volume, default 64), --reference-log PATH
 // (ib_write_bw client output, default /tmp/bw-client.log).
 // Environment (set by the harness): E2E_RDMA_DEVICE, E2E_GID_INDEX, E2E_RDMA_IP.
+//
+// Between two machines (Scripts/rxe/run-pair): `rdma-e2e pair-server` on one (it
+// listens on [::]:20886 and serves until the client says done), `rdma-e2e
+// pair-client HOST4 HOST6 [--volume-mib N]` on the other: every operation for every
+// iterator kind, IPv4 and IPv6, a rejection, the server going away mid-stream, 8
+// concurrent connections and RDMA WRITE throughput (PAIR_WRITE_BW). Each prints
+// PASS:/FAIL: lines and `N passed, N failed`.
 #if RDMA
 import Glibc
 
@@ -22,13 +29,22 @@ func option(_ name: String) -> String? {
     return arguments[at + 1]
 }
 
+let arguments = CommandLine.arguments
+let volume = (option("--volume-mib").flatMap { Int($0) } ?? 64) << 20
 do {
-    let suite = try Suite(deviceName: environment("E2E_RDMA_DEVICE"), gidIndex: environment("E2E_GID_INDEX").flatMap { Int($0) },
-                          address: environment("E2E_RDMA_IP"), volume: (option("--volume-mib").flatMap { Int($0) } ?? 64) << 20,
-                          referenceLog: option("--reference-log") ?? "/tmp/bw-client.log")
-    suite.run()
+    switch arguments.dropFirst().first {
+    case "pair-server":
+        try PairServer(deviceName: environment("E2E_RDMA_DEVICE")).run()
+    case "pair-client":
+        guard arguments.count >= 4 else { throw Failure("usage: rdma-e2e pair-client HOST4 HOST6 [--volume-mib N]") }
+        try PairClient(host4: arguments[2], host6: arguments[3], volume: volume).run()
+    default:
+        try Suite(deviceName: environment("E2E_RDMA_DEVICE"), gidIndex: environment("E2E_GID_INDEX").flatMap { Int($0) },
+                  address: environment("E2E_RDMA_IP"), volume: volume,
+                  referenceLog: option("--reference-log") ?? "/tmp/bw-client.log").run()
+    }
 } catch {
-    Report.say("FAIL: setting up the device: \(error)")
+    Report.say("FAIL: setting up: \(error)")
     Report.say("0 passed, 1 failed")
     exit(1)
 }
