@@ -38,6 +38,9 @@ struct PairClient {
         report.attempt("server going away") { try serverGoingAway(after: 1500) }
         report.attempt("8 concurrent connections") { try concurrentConnections(8) }
         report.attempt("throughput") { try throughput(depth: 128) }
+        for events in [true, false] {
+            report.attempt("SEND latency \(events ? "with events" : "polling")") { try latency(events: events, iterations: 200) }
+        }
         report.attempt("done") { try done() }
         let statistics = keys.statistics
         report.check(keys.referenceCount == 0 && PinLedger.shared.isEmpty,
@@ -263,6 +266,18 @@ struct PairClient {
 
     /// Tells the server that the client is done: it rejects the request with its
     /// goodbye and exits.
+    /// A 64-byte SEND ping-pong against the server, next to `ib_send_lat` between the
+    /// same guests (the PAIR_IB_SEND_LAT lines).
+    private func latency(events: Bool, iterations: Int) throws {
+        let link = try connect(to: host4, asking: .echo(iterations: iterations, events: events), capabilities: PairEcho.capabilities)
+        defer { try? link.close() }
+        let oneWay = try PairEcho(link: link, domain: domain, events: events).ping(iterations: iterations)
+        let mode = events ? "events" : "polling"
+        Report.say("PAIR_SEND_LAT mode=\(mode) size=\(PairEcho.size) avg_us=\(fixed(oneWay, 2))")
+        report.check(true, "64-byte SEND ping-pong with \(host4), \(iterations) round trips, both sides \(events ? "asleep on completion channels" : "polling"): "
+                     + "\(fixed(oneWay, 2)) µs one way")
+    }
+
     private func done() throws {
         do {
             let link = try connect(to: host4, asking: .done, capabilities: QueuePairCapabilities())

@@ -95,6 +95,9 @@ enum PairRequest: Equatable {
     case reject
     /// The client is done: the server rejects it with ``PairRejection/done`` and exits.
     case done
+    /// A 64-byte SEND ping-pong of `iterations` timed round trips (``PairEcho``), both
+    /// sides waiting with events or by polling.
+    case echo(iterations: Int, events: Bool)
 
     var privateData: [UInt8] {
         var writer = WireWriter(magic: true)
@@ -108,6 +111,10 @@ enum PairRequest: Equatable {
             writer.put(UInt32(milliseconds))
         case .reject: writer.put(UInt8(3))
         case .done: writer.put(UInt8(4))
+        case .echo(let iterations, let events):
+            writer.put(UInt8(5))
+            writer.put(UInt32(iterations))
+            writer.put(UInt8(events ? 1 : 0))
         }
         return writer.bytes
     }
@@ -126,6 +133,10 @@ enum PairRequest: Equatable {
             self = .stream(bytes: bytes, disconnectAfter: milliseconds)
         case 3: self = .reject
         case 4: self = .done
+        case 5:
+            let iterations = Int(try reader.take(UInt32.self)), events = try reader.take(UInt8.self)
+            guard (1...100_000).contains(iterations), events <= 1 else { throw Failure("an echo of \(iterations) round trips, events \(events)") }
+            self = .echo(iterations: iterations, events: events == 1)
         case let command: throw Failure("command \(command) unknown")
         }
     }

@@ -48,6 +48,11 @@ struct PairServer {
                             try serveStream(request, bytes: bytes, disconnectAfter: milliseconds)
                         }
                     })
+                case .echo(let iterations, let events):
+                    // Alone: a latency measurement shares the vCPU with nothing else.
+                    for session in sessions { session.join() }
+                    sessions = []
+                    report.attempt("server: echo session from \(peer)") { try serveEcho(request, iterations: iterations, events: events) }
                 case .reject:
                     let data = PairRejection.privateData(PairRejection.asked)
                     try request.reject(privateData: data)
@@ -164,6 +169,18 @@ struct PairServer {
         case .writeWithImmediate: Array(repeating: (.receiveRDMAWithImmediate, nil), count: immediates)
         case .write, .read: []
         }
+    }
+
+    /// Answers a ``PairEcho`` ping-pong of `iterations` round trips.
+    private func serveEcho(_ request: RDMAConnectionRequest, iterations: Int, events: Bool) throws {
+        let link = try PairLink(domain: domain, capabilities: PairEcho.capabilities) { queuePair in
+            try request.accept(queuePair)
+        }
+        defer { try? link.close() }
+        try PairEcho(link: link, domain: domain, events: events).answer(iterations: iterations)
+        let end = try link.awaitEnd()
+        report.check(end == .disconnected, "server: answered \(PairEcho.warmUp + iterations) SENDs from \(request.peerHost) "
+                     + "\(events ? "with events" : "polling"), then \(end.map { "\($0)" } ?? "nothing in 10 s")")
     }
 
     /// Exposes `bytes` to RDMA WRITE for a stream; disconnects after `milliseconds`
