@@ -173,6 +173,47 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // 64 RDMA WRITEs of 64 bytes posted as one chain (one `ibv_post_send`, one doorbell)
+    // against 64 single posts, on SoftVerbs, their completions polled: what a chain saves
+    // per request (`WorkRequestPlan.post` chains). Not gated: printed as a ratio.
+    for (path, chained) in [("post-chain", true), ("post-single", false)] {
+        Benchmark("\(path)/64-writes") { benchmark in
+            let device = SoftVerbs()
+            let domain = try device.allocateProtectionDomain()
+            let queue = try domain.createCompletionQueue(capacity: 512)
+            let capabilities = QueuePairCapabilities(maxSendWorkRequests: 128, maxReceiveWorkRequests: 1, maxSendSGEs: 1, maxReceiveSGEs: 1)
+            let sender = try domain.createQueuePair(sendCompletions: queue, receiveCompletions: queue, capabilities: capabilities)
+            let receiver = try domain.createQueuePair(sendCompletions: queue, receiveCompletions: queue, capabilities: capabilities)
+            try SoftQueuePair.connect(sender, receiver)
+            let pool = try PagePool(pageCount: 2)
+            let base = UInt(bitPattern: pool.baseAddress)
+            let region = try domain.registerMemory(address: base, length: 2 * pageSize, access: .all)
+            var sge = SGE(address: UInt64(base), length: 64, lkey: region.lkey)
+            try withUnsafePointer(to: &sge) { sge in
+                let requests = (0..<64).map {
+                    SendWorkRequest(id: UInt64($0), opcode: .rdmaWrite, sges: UnsafeBufferPointer(start: sge, count: 1),
+                                    remoteAddress: UInt64(base) + UInt64(pageSize), rkey: region.rkey)
+                }
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    if chained {
+                        try requests.withUnsafeBufferPointer { try sender.postSend(chain: $0) }
+                    } else {
+                        for request in requests { try sender.postSend(request) }
+                    }
+                    var left = requests.count
+                    while left > 0 { if try queue.poll() != nil { left -= 1 } }
+                }
+                benchmark.stopMeasurement()
+            }
+            try sender.close()
+            try receiver.close()
+            try queue.close()
+            try region.deregister()
+            try domain.close()
+        }
+    }
+
     // Lower bounds for the IOVEC-1024 row: the C loop a programmer writes by hand, and
     // copying the output array's bytes (the memory-traffic floor).
     let iovec1024 = workloads.first { $0.name == "IOVEC-1024" }!
