@@ -54,6 +54,13 @@ final class CopyRig: @unchecked Sendable {
     }
 }
 
+/// What a server hook saw.
+final class Probe: @unchecked Sendable {
+    var device: SoftVerbs?
+    var cache: MRCache<SoftProtectionDomain>?
+    var regionsAtVerification: Int?
+}
+
 /// What the server thread logged, read after it was joined.
 final class ResultBox: @unchecked Sendable {
     var results: [Result<CopyServer<SoftListener, SoftProtectionDomain>.Session, RDMACopyError>] = []
@@ -64,9 +71,14 @@ final class ResultBox: @unchecked Sendable {
     @Test func pushArrivesByteExactAndVerified() throws {
         let output = "/tmp/rdma-copy-test-\(getpid())-push"
         defer { unlink(output) }
-        let rig = try CopyRig(host: "127.0.7.1", configuration: .init(outputPath: output))
+        let probe = Probe()
+        let rig = try CopyRig(host: "127.0.7.1", configuration: .init(outputPath: output, willVerify: { _ in
+            probe.regionsAtVerification = probe.device!.registeredRegionCount - probe.cache!.regionCount
+        }))
         let source = try CopyRig.buffer(count: (1 << 20) + 4097)
         let client = rig.client()
+        probe.device = rig.device
+        probe.cache = client.cache
         var progress: [Int] = []
         let report = try client.push(source, to: rig.host, port: rig.port) { done, total in
             #expect(total == source.bytes.count)
@@ -84,6 +96,8 @@ final class ResultBox: @unchecked Sendable {
         #expect(client.cache.referenceCount == 0 && client.cache.regionCount == 0)
         #expect(client.ledger.isEmpty)
         #expect(rig.device.registeredRegionCount == 0)
+        #expect(probe.regionsAtVerification == 2,
+                "besides the client's cache only the two message-slot regions: the exposed buffer's rkey is gone before it is checked")
     }
 
     @Test func fetchReadsTheServersFileIntoADestinationIterator() throws {
@@ -163,5 +177,52 @@ final class ResultBox: @unchecked Sendable {
         #expect(throws: RDMACopyError.refused(host: "127.0.7.7", port: 7472)) {
             try client.push(try CopyRig.buffer(count: 10), to: "127.0.7.7", port: 7472)
         }
+    }
+
+    @Test func theExposedRegionIsExactlyTheBufferWithOnlyTheAccessItNeeds() throws {
+        let file = try CopyRig.buffer(count: 10_000)
+        let rig = try CopyRig(host: "127.0.7.8", sessions: 2, configuration: .init(file: file, timeout: .seconds(5)))
+        // A hostile client: a valid fetch request, then requests of its own against the offer.
+        let queue = try rig.domain.createCompletionQueue(capacity: 8)
+        let pair = try rig.domain.createQueuePair(sendCompletions: queue, receiveCompletions: queue,
+                                                  capabilities: QueuePairCapabilities(maxSendWorkRequests: 4, maxReceiveWorkRequests: 1,
+                                                                                      maxSendSGEs: 1, maxReceiveSGEs: 1))
+        let local = try CopyBuffer(count: 16384)
+        let region = try rig.domain.registerMemory(address: UInt(local.address), length: 16384, access: .localWrite)
+        defer { try? pair.close(); try? queue.close(); try? region.deregister() }
+        func session(_ body: (_ offer: CopyOffer, _ post: (SendOpcode, Int) throws -> WorkCompletionStatus) throws -> Void) throws {
+            let request = CopyRequest(operation: .fetch, length: 0)
+            let connection = try SoftConnection.connect(to: rig.host, port: rig.port, queuePair: pair,
+                                                        parameters: ConnectionParameters(privateData: request.privateData),
+                                                        timeout: .seconds(10))
+            let offer = try CopyOffer(parsing: connection.peerParameters.privateData, for: request, maxSize: 1 << 20)
+            try body(offer) { opcode, length in
+                var sge = SGE(address: local.address, length: UInt32(length), lkey: region.lkey)
+                try withUnsafePointer(to: &sge) { sge in
+                    try pair.postSend(SendWorkRequest(id: 1, opcode: opcode, sges: UnsafeBufferPointer(start: sge, count: 1),
+                                                      flags: .signaled, remoteAddress: offer.address, rkey: offer.rkey))
+                }
+                let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+                while ContinuousClock.now < deadline {
+                    if let completion = try queue.poll() { return completion.status }
+                }
+                Issue.record("no completion")
+                return .success
+            }
+            connection.disconnect()
+            try pair.modify(to: .reset, remote: nil)
+        }
+        try session { (offer, post) throws in
+            #expect(offer.length == 10_000)
+            #expect(try post(.rdmaRead, 10_000) == .success)
+            #expect(local.bytes.prefix(10_000).elementsEqual(file.bytes))
+            #expect(try post(.rdmaRead, 10_001) == .remoteAccessError, "one byte past the buffer")
+        }
+        try session { (_, post) throws in
+            #expect(try post(.rdmaWrite, 1) == .remoteAccessError, "a fetch's buffer is read-only")
+        }
+        let sessions = rig.finish()
+        #expect(sessions.count == 2 && sessions.allSatisfy { (try? $0.get()) == nil }, "the hostile client never said done")
+        #expect(rig.device.registeredRegionCount == 1, "only the hostile client's own region is left")
     }
 }
