@@ -46,6 +46,11 @@ public final class CopyBuffer: @unchecked Sendable {
     /// The address of the first byte, as a peer addresses it.
     public var address: UInt64 { UInt64(UInt(bitPattern: bytes.baseAddress)) }
 
+    /// Whether `other` holds the same bytes.
+    public func hasSameBytes(as other: CopyBuffer) -> Bool {
+        bytes.count == other.bytes.count && memcmp(bytes.baseAddress!, other.bytes.baseAddress!, bytes.count) == 0
+    }
+
     /// Writes the bytes to a new or truncated file at `path`.
     /// - Throws: ``RDMACopyError/file(path:errno:)`` with the `errno` of the failed call.
     public func write(to path: String) throws(RDMACopyError) {

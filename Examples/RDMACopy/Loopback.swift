@@ -27,7 +27,7 @@ struct Loopback: ParsableCommand {
         print("client: " + "\(try client.push(buffer, to: "127.0.0.1", port: listener.port, progress: ProgressLine().update))")
         let (copy, report) = try client.fetch(from: "127.0.0.1", port: listener.port, progress: ProgressLine().update)
         print("client: \(report)")
-        guard copy.bytes.elementsEqual(buffer.bytes) else { throw ValidationError("the fetched copy differs from \(file)") }
+        guard copy.hasSameBytes(as: buffer) else { throw ValidationError("the fetched copy differs from \(file)") }
         print("client: the fetched copy equals \(file) byte for byte; MR cache: \(client.cache.referenceCount) references, "
               + "\(client.cache.regionCount) regions; \(client.ledger.pinnedPageCount) pages pinned")
     }

@@ -97,7 +97,7 @@ struct PairClient: ParsableCommand {
             let (copy, report) = try client.fetch(from: host6, port: options.port, isLastSession: true)
             print("PAIR_COPY_READ_BW size=\(report.bytes) MBps=\(fixed(report.megabytesPerSecond, 2))")
             let expected = try CopyBuffer.generated(count: pairFileSize, seed: fetchSeed)
-            guard copy.bytes.elementsEqual(expected.bytes) else { throw ValidationError("the fetched bytes differ from the server's file") }
+            guard copy.hasSameBytes(as: expected) else { throw ValidationError("the fetched bytes differ from the server's file") }
             try Self.checkReleased(client.cache.referenceCount, client.ledger.pinnedPageCount)
             return "\(report), byte-exact"
         }

@@ -105,10 +105,10 @@ struct Send: ParsableCommand {
 
     func run() throws {
         #if RDMA
-        let buffer = try CopyBuffer(contentsOf: file, maxSize: options.maxSize)
-        let client = try IBVerbsCopy.client(reaching: host, maxSize: options.maxSize)
         let progress = ProgressLine()
         do {
+            let buffer = try CopyBuffer(contentsOf: file, maxSize: options.maxSize)
+            let client = try IBVerbsCopy.client(reaching: host, maxSize: options.maxSize)
             print(try client.push(buffer, to: host, port: options.port, progress: progress.update))
         } catch {
             writeToStandardError("rdma-copy: \(error)\n")
@@ -133,9 +133,9 @@ struct Fetch: ParsableCommand {
 
     func run() throws {
         #if RDMA
-        let client = try IBVerbsCopy.client(reaching: host, maxSize: options.maxSize)
         let progress = ProgressLine()
         do {
+            let client = try IBVerbsCopy.client(reaching: host, maxSize: options.maxSize)
             let (buffer, report) = try client.fetch(from: host, port: options.port, progress: progress.update)
             try buffer.write(to: out)
             print(report)
