@@ -84,6 +84,9 @@ where Listener.Request.Connection.QueuePairType == Domain.QueuePairType {
     /// What the server does.
     public let configuration: Configuration
     private let fileDigest: [UInt8]?
+    /// How many of a fetching client's RDMA READs may be outstanding (the device and the
+    /// client's own depth cap it).
+    private static var readDepth: Int { 16 }
 
     /// A server for `listener`'s requests, in `domain`.
     public init(listener: Listener, domain: Domain, configuration: Configuration = Configuration()) {
@@ -137,7 +140,8 @@ where Listener.Request.Connection.QueuePairType == Domain.QueuePairType {
         let connection: Listener.Request.Connection
         do throws(VerbsError) {
             connection = try request.accept(endpoint.queuePair, parameters: ConnectionParameters(
-                privateData: offer.privateData, responderResources: 16, initiatorDepth: 16), timeout: configuration.timeout)
+                privateData: offer.privateData, responderResources: Self.readDepth, initiatorDepth: Self.readDepth),
+                                            timeout: configuration.timeout)
         } catch {
             throw .verbs(error)
         }

@@ -225,4 +225,21 @@ final class ResultBox: @unchecked Sendable {
         #expect(sessions.count == 2 && sessions.allSatisfy { (try? $0.get()) == nil }, "the hostile client never said done")
         #expect(rig.device.registeredRegionCount == 1, "only the hostile client's own region is left")
     }
+
+    @Test func aClientRetriesWhileNothingListensYet() throws {
+        let device = SoftVerbs()
+        let domain = try device.allocateProtectionDomain()
+        let box = ResultBox()
+        let late = JoinableThread(after: .milliseconds(1500)) {
+            let listener = try! SoftListener(device: device, host: "127.0.7.9", port: 7472)
+            _ = CopyServer(listener: listener, domain: domain).serve(sessions: 1) { box.append($0) }
+        }
+        let client = CopyClient<SoftConnection, SoftProtectionDomain>(
+            cache: MRCache(domain: domain, access: .localWrite), tuning: CopyTuning(timeout: .seconds(10), connectRetry: .seconds(10)))
+        let start = ContinuousClock.now
+        let report = try client.push(try CopyRig.buffer(count: 5000), to: "127.0.7.9", port: 7472)
+        late.join()
+        #expect(report.bytes == 5000 && ContinuousClock.now - start >= .milliseconds(1500))
+        #expect(try box.results.first?.get().outcome == .pushed(bytes: 5000, status: .verified))
+    }
 }
