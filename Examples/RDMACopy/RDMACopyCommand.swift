@@ -74,7 +74,7 @@ struct Serve: ParsableCommand {
             maxSize: options.maxSize, file: try file.map { try CopyBuffer(contentsOf: $0, maxSize: options.maxSize) },
             outputPath: output)
         let server = try IBVerbsCopy.server(host: host, port: options.port, device: options.deviceName, configuration: configuration)
-        print("rdma-copy serving on \(host) port \(server.listener.port) (\(server.domain.attributes.maxMessageSize) B messages)"
+        print("rdma-copy serving on \(host) port \(server.listener.port), pushes up to \(options.maxSize) bytes"
               + (file.map { ", fetch exposes \($0)" } ?? ""))
         let counts = server.serve(sessions: sessions) { print(Self.line($0)) }
         if counts.failed > 0 { throw ExitCode.failure }
