@@ -58,7 +58,9 @@ where Connection.QueuePairType == Domain.QueuePairType {
             }
             let transferTime = ContinuousClock.now - transferStart
             try endpoint.send(CopyMessage(kind: .digest, length: offer.length, sha256: digest), timeout: tuning.timeout)
-            let (_, bytes) = try endpoint.receive(timeout: tuning.timeout, step: "waiting for the server's verdict")
+            // The server hashes the bytes first.
+            let (_, bytes) = try endpoint.receive(timeout: patience(tuning.timeout, forBytes: buffer.bytes.count),
+                                                  step: "waiting for the server's verdict")
             let verdict = try CopyMessage(parsing: bytes, expecting: .verdict)
             switch verdict.status {
             case .verified where verdict.sha256 == digest: break

@@ -149,10 +149,10 @@ where Listener.Request.Connection.QueuePairType == Domain.QueuePairType {
         let peer = request.peerHost
         switch copy.operation {
         case .push:
-            let status = try receivePush(into: buffer, region: region, endpoint: endpoint)
+            let status = try receivePush(into: buffer, region: region, endpoint: endpoint, connection: connection)
             return Session(peer: peer, outcome: .pushed(bytes: buffer.bytes.count, status: status), isLastSession: copy.isLastSession)
         case .fetch:
-            try serveFetch(of: buffer, region: region, endpoint: endpoint)
+            try serveFetch(of: buffer, region: region, endpoint: endpoint, connection: connection)
             return Session(peer: peer, outcome: .fetched(bytes: buffer.bytes.count), isLastSession: copy.isLastSession)
         }
     }
@@ -160,14 +160,17 @@ where Listener.Request.Connection.QueuePairType == Domain.QueuePairType {
     /// Waits for the push's WRITE WITH IMMEDIATE and the client's digest, deregisters
     /// the buffer, checks it and sends the verdict; writes a verified push to the
     /// output path.
-    private func receivePush(into buffer: CopyBuffer, region: Domain.Region, endpoint: CopyEndpoint<Domain>) throws(RDMACopyError) -> CopyStatus {
+    private func receivePush(into buffer: CopyBuffer, region: Domain.Region, endpoint: CopyEndpoint<Domain>,
+                             connection: Listener.Request.Connection) throws(RDMACopyError) -> CopyStatus {
         try endpoint.postReceive(slot: 0)
         try endpoint.postReceive(slot: 1)
-        let (written, _) = try endpoint.receive(timeout: configuration.timeout, step: "waiting for the RDMA WRITEs")
+        let (written, _) = try receive(on: endpoint, watching: connection, within: patience(configuration.timeout, forBytes: buffer.bytes.count),
+                                       step: "waiting for the RDMA WRITEs")
         guard written.opcode == .receiveRDMAWithImmediate, let immediate = written.immediateData else {
             throw .protocolViolation("\(written.opcode) where the WRITE WITH IMMEDIATE was due")
         }
-        let (_, bytes) = try endpoint.receive(timeout: configuration.timeout, step: "waiting for the client's SHA-256")
+        let (_, bytes) = try receive(on: endpoint, watching: connection, within: configuration.timeout,
+                                     step: "waiting for the client's SHA-256")
         let claimed = try CopyMessage(parsing: bytes, expecting: .digest)
         try? region.deregister()
         configuration.willVerify?(buffer.bytes)
@@ -186,12 +189,29 @@ where Listener.Request.Connection.QueuePairType == Domain.QueuePairType {
     }
 
     /// Waits for the client's `done`, deregisters the file's region and sends the file's SHA-256.
-    private func serveFetch(of buffer: CopyBuffer, region: Domain.Region, endpoint: CopyEndpoint<Domain>) throws(RDMACopyError) {
+    private func serveFetch(of buffer: CopyBuffer, region: Domain.Region, endpoint: CopyEndpoint<Domain>,
+                            connection: Listener.Request.Connection) throws(RDMACopyError) {
         try endpoint.postReceive(slot: 0)
-        let (_, bytes) = try endpoint.receive(timeout: configuration.timeout, step: "waiting for the client's RDMA READs")
+        let (_, bytes) = try receive(on: endpoint, watching: connection, within: patience(configuration.timeout, forBytes: buffer.bytes.count),
+                                     step: "waiting for the client's RDMA READs")
         _ = try CopyMessage(parsing: bytes, expecting: .done)
         try? region.deregister()
         try endpoint.send(CopyMessage(kind: .digest, length: UInt64(buffer.bytes.count), sha256: fileDigest!), timeout: configuration.timeout)
+    }
+
+    /// Waits at most `limit` for the next receive, taking `connection`'s events meanwhile:
+    /// taking a disconnect moves the queue pair to the error state, which flushes the
+    /// receive, so a client that went away ends the wait at once.
+    private func receive(on endpoint: CopyEndpoint<Domain>, watching connection: Listener.Request.Connection, within limit: Duration,
+                         step: String) throws(RDMACopyError) -> (WorkCompletion, [UInt8]) {
+        let deadline = ContinuousClock.now.advanced(by: limit)
+        while true {
+            do throws(RDMACopyError) {
+                return try endpoint.receive(timeout: min(.seconds(1), deadline - .now), step: step)
+            } catch .timedOut where ContinuousClock.now < deadline {
+                _ = try? connection.takeEvent()
+            }
+        }
     }
 
     private func reject(_ request: Listener.Request, _ rejection: CopyRejection, isLastSession: Bool) throws(RDMACopyError) -> Session {

@@ -40,3 +40,7 @@ public struct CopyTuning: Hashable, Sendable {
     /// The send queue's depth: every plan of the window, and the protocol's SEND.
     var sendDepth: Int { window * requestsPerPlan + 1 }
 }
+
+/// How long to wait for a step whose length grows with the transfer (the peer moving
+/// or hashing `bytes`): `timeout`, plus a second per MiB, so at least 1 MiB/s.
+func patience(_ timeout: Duration, forBytes bytes: Int) -> Duration { timeout + .seconds(bytes >> 20) }

@@ -222,7 +222,15 @@ final class ResultBox: @unchecked Sendable {
             #expect(try post(.rdmaWrite, 1) == .remoteAccessError, "a fetch's buffer is read-only")
         }
         let sessions = rig.finish()
-        #expect(sessions.count == 2 && sessions.allSatisfy { (try? $0.get()) == nil }, "the hostile client never said done")
+        // The client never said done; its disconnect flushed the server's receive, so the
+        // server did not wait out its timeout.
+        #expect(sessions.count == 2)
+        for session in sessions {
+            guard case .failure(.transferFailed(.workRequestFlushError, _)) = session else {
+                Issue.record("not ended by the disconnect: \(session)")
+                continue
+            }
+        }
         #expect(rig.device.registeredRegionCount == 1, "only the hostile client's own region is left")
     }
 
