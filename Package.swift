@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "rdma-e2e", targets: ["RDMAEndToEnd"]),
         .library(name: "SMBDirect", targets: ["SMBDirect"]),
         .executable(name: "smbdirect-send", targets: ["SMBDirectSend"]),
+        .executable(name: "rdma-copy", targets: ["RDMACopy"]),
     ],
     traits: [
         .trait(
@@ -93,6 +94,16 @@ let package = Package(
             ],
             path: "Examples/SMBDirectSend"
         ),
+        // Two programs copying a file by RDMA WRITE and READ through the public API.
+        .executableTarget(
+            name: "RDMACopy",
+            dependencies: [
+                "IterExtract", "RDMASGE", "SoftVerbs", "IBVerbs", "Verbs", "TestKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/RDMACopy"
+        ),
         // Shared by the tests, the examples and the benchmarks (another package: through a
         // link, as BenchmarkTestKit): the kernel's KUnit fixtures, iterator memory of every
         // kind and the reference model. Not a product, so none of it is library API.
@@ -100,6 +111,7 @@ let package = Package(
         .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),
         .testTarget(name: "SMBDirectTests", dependencies: ["SMBDirect", "RDMASGE", "SoftVerbs", "SMBDirectSend", "TestKit"]),
+        .testTarget(name: "RDMACopyTests", dependencies: ["RDMACopy", "IterExtract", "RDMASGE", "SoftVerbs", "TestKit"]),
         .testTarget(
             name: "RDMASGETests",
             dependencies: [
