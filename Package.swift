@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "SMBDirectSend",
             dependencies: [
-                "IterExtract", "RDMASGE", "SoftVerbs", "IBVerbs", "SMBDirect",
+                "IterExtract", "RDMASGE", "SoftVerbs", "IBVerbs", "SMBDirect", "TestKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/SMBDirectSend"

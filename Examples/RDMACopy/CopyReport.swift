@@ -1,3 +1,5 @@
+import TestKit
+
 /// What a client's session did, for its final line.
 public struct CopyReport: Hashable, Sendable, CustomStringConvertible {
     /// The session's operation.
@@ -23,17 +25,6 @@ public struct CopyReport: Hashable, Sendable, CustomStringConvertible {
         return "\(verb) \(bytes) bytes in \(fixed(transferTime / .seconds(1), 3)) s, \(fixed(megabytesPerSecond, 2)) MB/s, "
             + "sha256 OK (\(sha256.prefix(16))…; session \(fixed(sessionTime / .seconds(1), 3)) s)"
     }
-}
-
-/// `value` with `digits` decimals.
-func fixed(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let scaled = Int((value * scale).rounded())
-    let whole = "\(scaled / Int(scale))"
-    guard digits > 0 else { return whole }
-    let fraction = "\(abs(scaled) % Int(scale))"
-    return whole + "." + String(repeating: "0", count: digits - fraction.count) + fraction
 }
 
 /// `digest` in lowercase hex.

@@ -7,6 +7,7 @@ import Glibc
 #endif
 import ArgumentParser
 import IterExtract
+import TestKit
 
 /// The size of the generated files.
 private let pairFileSize = 16 << 20

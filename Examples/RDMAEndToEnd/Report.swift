@@ -41,16 +41,6 @@ final class Report: Sendable {
     }
 }
 
-/// `value` with `digits` digits after the point (no Foundation here).
-func fixed(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let scaled = (abs(value) * scale).rounded()
-    let whole = Int(scaled / scale), fraction = Int(scaled) - whole * Int(scale)
-    let text = String(fraction)
-    return (value < 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + String(repeating: "0", count: digits - text.count) + text : "")
-}
-
 /// `value` as 8 hex digits.
 func hex(_ value: UInt32) -> String {
     let digits = String(value, radix: 16)

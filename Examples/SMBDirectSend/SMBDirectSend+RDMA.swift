@@ -5,6 +5,7 @@ import RDMASGE
 import IBVerbs
 import SMBDirect
 import Verbs
+import TestKit
 
 extension SMBDirectSend {
     /// How a run against a real server went.

@@ -7,6 +7,7 @@ import IterExtract
 import RDMASGE
 import SoftVerbs
 import SMBDirect
+import TestKit
 
 /// The logic of the `smbdirect-send` example: write a file, read through the page
 /// cache, to an SMB server over SMB Direct, and account for how it went.

@@ -17,6 +17,7 @@ import Darwin
 import ArgumentParser
 import SMBDirect
 import SoftVerbs
+import TestKit
 
 @main
 struct SMBDirectSendCommand: ParsableCommand {

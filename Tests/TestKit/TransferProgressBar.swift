@@ -1,8 +1,10 @@
-/// Renders a one-line progress bar with the rate: `[#####-----]  50%  16.0/32.0 MiB  812.4 MiB/s`.
+/// Renders a one-line progress bar with the rate: `[#####-----]  50%  16.0/32.0 MiB  812.4 MiB/s`,
+/// for the example programs' long transfers.
 public struct TransferProgressBar: Sendable {
     /// The bar's width in characters.
     public var width: Int
 
+    /// A bar of `width` characters.
     public init(width: Int = 30) {
         precondition(width > 0, "a bar has at least one character")
         self.width = width
@@ -25,7 +27,7 @@ public struct TransferProgressBar: Sendable {
     }
 
     /// `bytes` in MiB with one decimal.
-    static func mebibytes(_ bytes: Int) -> String {
+    public static func mebibytes(_ bytes: Int) -> String {
         let tenths = (bytes * 10 + (1 << 19)) >> 20
         return "\(tenths / 10).\(tenths % 10)"
     }
