@@ -275,4 +275,20 @@ struct MRCacheTests {
         #expect(cache.regionCount == 1 && cache.references(lkey: used.lkey) == 1)
         cache.release(lkey: used.lkey)
     }
+
+    @Test("a merged registration that fails because an absorbed neighbour was unmapped retries with the range asked for")
+    func unmappedNeighbour() throws {
+        let mapping = try #require(mmap(nil, 2 * pageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        let base = UInt(bitPattern: mapping)
+        defer { munmap(UnsafeMutableRawPointer(bitPattern: base + UInt(pageSize)), pageSize) }
+        let cache = MRCache(domain: verbs.domain)
+        let neighbour = try cache.resolve(MemoryRange(address: base, length: 100), access: [], retaining: false)
+        #expect(neighbour.coverage == base..<base + UInt(pageSize))
+        // The neighbour's memory goes away while its idle region stays cached (UCX #9592).
+        munmap(mapping, pageSize)
+        let wanted = MemoryRange(address: base + UInt(pageSize), length: 100)
+        let resolution = try cache.resolve(wanted, access: [], retaining: false)
+        #expect(resolution.coverage == base + UInt(pageSize)..<base + UInt(2 * pageSize))
+        #expect(cache.statistics.registrations == 2)
+    }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IterExtract
 import Locking
 
@@ -154,8 +159,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
 
     /// A miss in the lookaside: looks under the lock, and else registers a page-aligned
     /// region for `range`, absorbing idle reusable regions it overlaps or touches when
-    /// the result stays within the device's region size. First takes back a hit the
-    /// lookaside counted on `stale` while its entry changed.
+    /// the result stays within the device's region size; when that merged registration
+    /// finds memory unmapped, registers the page-aligned range alone. First takes back a
+    /// hit the lookaside counted on `stale` while its entry changed.
     private func resolveUnderLock(_ range: MemoryRange, retaining: Bool, undoing stale: MRCacheRegionRecord?) throws(RDMAError) -> KeyResolution {
         var dropped: [Domain.Region] = []
         defer { deregister(dropped) }
@@ -168,13 +174,16 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
             let (rounded, overflow) = (range.address + UInt(range.length)).addingReportingOverflow(pageMask)
             var end = overflow ? UInt.max & ~pageMask : rounded & ~pageMask
             if end - start > maxSize { end = start + maxSize }
-            let (coverage, absorbed) = isEnabled ? index.grown(start..<end, maxSize: maxSize) : (start..<end, [])
+            var (coverage, absorbed) = isEnabled ? index.grown(start..<end, maxSize: maxSize) : (start..<end, [])
             let region: Domain.Region
             do throws(VerbsError) {
-                region = try domain.registerMemory(
-                    address: coverage.lowerBound, length: Int(coverage.upperBound - coverage.lowerBound), access: access)
+                region = try register(coverage)
             } catch {
-                throw .registrationFailed(error)
+                // An idle neighbour the merge absorbed may cover memory that is gone
+                // (EFAULT): what was asked for is still registrable on its own (UCX #9592).
+                guard !absorbed.isEmpty, error.errno == EFAULT else { throw .registrationFailed(error) }
+                (coverage, absorbed) = (start..<end, [])
+                do throws(VerbsError) { region = try register(coverage) } catch { throw .registrationFailed(error) }
             }
             let added = index.add(region, lkey: region.lkey, coverage: coverage, retaining: retaining,
                                   isReusable: isEnabled, absorbing: absorbed, lookedUp: range.address)
@@ -182,6 +191,11 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
             if dropped.isEmpty { dropped = added } else { dropped += added }
             return KeyResolution(lkey: region.lkey, coverage: coverage)
         }
+    }
+
+    /// Registers `coverage` with the cache's access.
+    private func register(_ coverage: Range<UInt>) throws(VerbsError) -> Domain.Region {
+        try domain.registerMemory(address: coverage.lowerBound, length: Int(coverage.upperBound - coverage.lowerBound), access: access)
     }
 
     /// Deregisters regions the cache dropped, outside the lock. A region the backend

@@ -58,7 +58,8 @@ public final class SoftConnection: VerbsConnection, @unchecked Sendable {
     ///   `ConnectionEvent.connectionError` when its accept failed; `ETIMEDOUT` when
     ///   no answer came within `timeout`. The queue pair is in the reset state then.
     public static func connect(
-        to host: String, port: UInt16, queuePair: SoftQueuePair, parameters: ConnectionParameters, timeout: Duration
+        to host: String, port: UInt16, queuePair: SoftQueuePair, parameters: ConnectionParameters = ConnectionParameters(),
+        timeout: Duration = .seconds(10)
     ) throws(VerbsError) -> SoftConnection {
         try parameters.validate(for: .connect, privateDataLimit: ConnectionParameters.maxRequestPrivateData)
         let address = try SoftAddress(parsing: host, call: .resolveAddress)

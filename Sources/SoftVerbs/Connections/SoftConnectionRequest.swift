@@ -47,7 +47,8 @@ public final class SoftConnectionRequest: VerbsConnectionRequest, @unchecked Sen
     ///   `ECONNREFUSED` and `ConnectionEvent.connectionError`), and nothing changed
     ///   when the parameters or the queue pair were refused.
     public func accept(
-        _ queuePair: SoftQueuePair, parameters: ConnectionParameters, timeout: Duration
+        _ queuePair: SoftQueuePair, parameters: ConnectionParameters = ConnectionParameters(),
+        timeout: Duration = .seconds(10)
     ) throws(VerbsError) -> SoftConnection {
         try parameters.validate(for: .accept, privateDataLimit: ConnectionParameters.maxReplyPrivateData)
         guard queuePair.device === device else {
