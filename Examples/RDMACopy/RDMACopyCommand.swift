@@ -105,14 +105,10 @@ struct Send: ParsableCommand {
 
     func run() throws {
         #if RDMA
-        let progress = ProgressLine()
-        do {
+        try runClient { progress in
             let buffer = try CopyBuffer(contentsOf: file, maxSize: options.maxSize)
             let client = try IBVerbsCopy.client(reaching: host, maxSize: options.maxSize)
             print(try client.push(buffer, to: host, port: options.port, progress: progress.update))
-        } catch {
-            writeToStandardError("rdma-copy: \(error)\n")
-            throw ExitCode.failure
         }
         #else
         throw needsRDMA
@@ -133,19 +129,26 @@ struct Fetch: ParsableCommand {
 
     func run() throws {
         #if RDMA
-        let progress = ProgressLine()
-        do {
+        try runClient { progress in
             let client = try IBVerbsCopy.client(reaching: host, maxSize: options.maxSize)
             let (buffer, report) = try client.fetch(from: host, port: options.port, progress: progress.update)
             try buffer.write(to: out)
             print(report)
-        } catch {
-            writeToStandardError("rdma-copy: \(error)\n")
-            throw ExitCode.failure
         }
         #else
         throw needsRDMA
         #endif
+    }
+}
+
+/// Runs a client command with a progress line on standard error; a failure becomes one
+/// `rdma-copy: …` line there and exit status 1.
+func runClient(_ body: (ProgressLine) throws -> Void) throws {
+    do {
+        try body(ProgressLine())
+    } catch {
+        writeToStandardError("rdma-copy: \(error)\n")
+        throw ExitCode.failure
     }
 }
 
