@@ -108,7 +108,7 @@ let package = Package(
         // link, as BenchmarkTestKit): the kernel's KUnit fixtures, iterator memory of every
         // kind and the reference model. Not a product, so none of it is library API.
         .target(name: "TestKit", dependencies: ["IterExtract"], path: "Tests/TestKit"),
-        .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "TestKit"]),
+        .testTarget(name: "IterExtractTests", dependencies: ["IterExtract", "Locking", "TestKit"]),
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),
         .testTarget(name: "SMBDirectTests", dependencies: ["SMBDirect", "RDMASGE", "SoftVerbs", "SMBDirectSend", "TestKit"]),
         .testTarget(name: "RDMACopyTests", dependencies: ["RDMACopy", "IterExtract", "RDMASGE", "SoftVerbs", "TestKit"]),

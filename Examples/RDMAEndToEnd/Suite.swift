@@ -53,6 +53,7 @@ struct Suite {
             try section("error cases") { try errorCases(ib: ibDomain, soft: softDomain) }
             try section("MR cache") { try cacheCases(ib: ibDomain, soft: softDomain) }
             try section("MR cache timing") { try cacheTiming(ib: ibDomain, soft: softDomain) }
+            try section("stale memory") { try staleMemoryCases(ib: ibDomain) }
             if let address { try section("rdma_cm") { try connectionManager(ib: ibDomain, address: address) } }
             try section("fork") { try forkCases(ib: ibDomain) }
             try section("throughput") { try throughput(ib: ibDomain) }

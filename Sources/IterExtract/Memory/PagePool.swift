@@ -68,7 +68,9 @@ public final class PagePool: @unchecked Sendable {
         return fd
     }
 
+    // Observers hear of the unmapping before it happens.
     deinit {
+        UnmapNotifications.announce(addressRange)
         munmap(baseAddress, pageCount * pageSize)
         close(fileDescriptor)
         state.withLock { $0.deallocate() }

@@ -45,8 +45,11 @@ public final class VirtualMapping: @unchecked Sendable {
         AddressTranslation.register(.init(start: start, end: start + UInt(length), pages: UnsafePointer(table)))
     }
 
+    // Observers hear of the unmapping before it happens.
     deinit {
-        AddressTranslation.unregister(start: UInt(bitPattern: baseAddress))
+        let start = UInt(bitPattern: baseAddress)
+        UnmapNotifications.announce(start..<start + UInt(pages.count * pageSize))
+        AddressTranslation.unregister(start: start)
         munmap(baseAddress, pages.count * pageSize)
         table.deallocate()
     }
