@@ -84,17 +84,45 @@ struct DecoderBadInputTests {
         #expect(throws: SMBDirectDecodingError.invalidField(.maxReceiveSize, value: 64)) { try decodeResponse(patched(response, 24, [64, 0, 0, 0])) }
     }
 
+    /// A Data Transfer message of `total` bytes with the given fields (and zero padding).
+    private func dataMessage(offset: UInt32, length: UInt32, remaining: UInt32 = 0, creditsRequested: UInt16 = 1,
+                             total: Int = 64) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: total)
+        bytes.withUnsafeMutableBytes {
+            $0.storeBytes(of: creditsRequested.littleEndian, toByteOffset: 0, as: UInt16.self)
+            $0.storeBytes(of: remaining.littleEndian, toByteOffset: 8, as: UInt32.self)
+            $0.storeBytes(of: offset.littleEndian, toByteOffset: 12, as: UInt32.self)
+            $0.storeBytes(of: length.littleEndian, toByteOffset: 16, as: UInt32.self)
+        }
+        return bytes
+    }
+
+    @Test("a Data Transfer message asking for no credits is refused (MS-SMBD 3.1.5.8: CreditsRequested is at least 1)")
+    func zeroCreditsRequested() {
+        #expect(throws: SMBDirectDecodingError.invalidField(.creditsRequested, value: 0)) {
+            try decodeData(dataMessage(offset: 24, length: 8, creditsRequested: 0))
+        }
+        #expect(throws: SMBDirectDecodingError.invalidField(.creditsRequested, value: 0)) {
+            try decodeData(dataMessage(offset: 0, length: 0, creditsRequested: 0, total: 20))
+        }
+    }
+
+    @Test("a message without payload needs only an aligned DataOffset inside the message, as MS-SMBD 3.1.5.8 checks")
+    func emptyMessageOffsets() throws {
+        let padded = try decodeData(dataMessage(offset: 24, length: 0))
+        #expect(padded.dataLength == 0 && padded.payloadRange.isEmpty)
+        #expect(throws: Never.self) { try decodeData(dataMessage(offset: 0, length: 0, total: 20)) }
+        #expect(throws: Never.self) { try decodeData(dataMessage(offset: 64, length: 0)) }
+        #expect(throws: SMBDirectDecodingError.misalignedDataOffset(20)) { try decodeData(dataMessage(offset: 20, length: 0)) }
+        #expect(throws: SMBDirectDecodingError.payloadOutOfBounds(offset: 72, length: 0, messageLength: 64)) {
+            try decodeData(dataMessage(offset: 72, length: 0))
+        }
+    }
+
     @Test("bad data offsets and lengths are refused")
     func badOffsets() {
-        let header = [UInt8](repeating: 0, count: 24)
-        func message(offset: UInt32, length: UInt32, remaining: UInt32 = 0, total: Int = 64) -> [UInt8] {
-            var bytes = header + [UInt8](repeating: 0, count: total - 24)
-            bytes.withUnsafeMutableBytes {
-                $0.storeBytes(of: remaining.littleEndian, toByteOffset: 8, as: UInt32.self)
-                $0.storeBytes(of: offset.littleEndian, toByteOffset: 12, as: UInt32.self)
-                $0.storeBytes(of: length.littleEndian, toByteOffset: 16, as: UInt32.self)
-            }
-            return bytes
+        func message(offset: UInt32, length: UInt32, remaining: UInt32 = 0) -> [UInt8] {
+            dataMessage(offset: offset, length: length, remaining: remaining)
         }
         #expect(throws: SMBDirectDecodingError.misalignedDataOffset(20)) { try decodeData(message(offset: 20, length: 4)) }
         #expect(throws: SMBDirectDecodingError.misalignedDataOffset(16)) { try decodeData(message(offset: 16, length: 4)) }
@@ -103,9 +131,6 @@ struct DecoderBadInputTests {
         }
         #expect(throws: SMBDirectDecodingError.payloadOutOfBounds(offset: 0xFFFF_FFF8, length: 0xFFFF_FFFF, messageLength: 64)) {
             try decodeData(message(offset: 0xFFFF_FFF8, length: 0xFFFF_FFFF))
-        }
-        #expect(throws: SMBDirectDecodingError.payloadOutOfBounds(offset: 24, length: 0, messageLength: 64)) {
-            try decodeData(message(offset: 24, length: 0))
         }
         #expect(throws: SMBDirectDecodingError.emptyFragment(remaining: 5)) { try decodeData(message(offset: 0, length: 0, remaining: 5)) }
         #expect(throws: SMBDirectDecodingError.messageTooLong(length: 64, limit: 63)) {

@@ -45,12 +45,14 @@ public struct SMBDirectDataTransfer: Hashable, Sendable {
         self.dataLength = dataLength
     }
 
-    /// Decodes and validates a received message as MS-SMBD 2.2.3 and the receipt
-    /// rules require: at least 20 bytes and no more than `maxReceiveSize`; without a
-    /// payload DataOffset is 0 and nothing more is announced; with one, DataOffset is
-    /// 8-byte aligned and past the header, the payload lies inside the message, and
-    /// DataLength plus RemainingDataLength is within `maxFragmentedSize`. Unknown
-    /// flags and Reserved are ignored.
+    /// Decodes and validates a received message as MS-SMBD 3.1.5.8 requires: at least
+    /// 20 bytes and no more than `maxReceiveSize`, CreditsRequested at least 1, and an
+    /// 8-byte aligned DataOffset inside the message. Without a payload nothing more is
+    /// announced (RemainingDataLength 0) and DataOffset need not be 0, as the receipt
+    /// rules ask no more of it. With one, DataOffset is past the header (the payload
+    /// cannot overlap it), the payload lies inside the message, and DataLength plus
+    /// RemainingDataLength is within `maxFragmentedSize`. Unknown flags and Reserved
+    /// are ignored.
     public init(decoding message: UnsafeRawBufferPointer, maxReceiveSize: Int, maxFragmentedSize: Int) throws(SMBDirectDecodingError) {
         guard message.count >= Self.headerSize else { throw .truncated(needed: Self.headerSize, available: message.count) }
         guard message.count <= maxReceiveSize else { throw .messageTooLong(length: message.count, limit: maxReceiveSize) }
@@ -60,12 +62,16 @@ public struct SMBDirectDataTransfer: Hashable, Sendable {
         remainingDataLength = message.loadLittleEndian(UInt32.self, at: 8)
         dataOffset = message.loadLittleEndian(UInt32.self, at: 12)
         dataLength = message.loadLittleEndian(UInt32.self, at: 16)
+        guard creditsRequested > 0 else { throw .invalidField(.creditsRequested, value: 0) }
+        guard dataOffset % 8 == 0 else { throw .misalignedDataOffset(dataOffset) }
         guard dataLength > 0 else {
-            guard dataOffset == 0 else { throw .payloadOutOfBounds(offset: dataOffset, length: 0, messageLength: message.count) }
+            guard dataOffset <= UInt32(message.count) else {
+                throw .payloadOutOfBounds(offset: dataOffset, length: 0, messageLength: message.count)
+            }
             guard remainingDataLength == 0 else { throw .emptyFragment(remaining: remainingDataLength) }
             return
         }
-        guard dataOffset % 8 == 0, dataOffset >= UInt32(Self.headerSize) else { throw .misalignedDataOffset(dataOffset) }
+        guard dataOffset >= UInt32(Self.headerSize) else { throw .misalignedDataOffset(dataOffset) }
         guard UInt64(dataOffset) + UInt64(dataLength) <= UInt64(message.count) else {
             throw .payloadOutOfBounds(offset: dataOffset, length: dataLength, messageLength: message.count)
         }
