@@ -92,6 +92,24 @@ struct SMB2BadInputTests {
         #expect(throws: SMB2Error.status(.accessDenied, command: .create)) { _ = try session.client.create(longest) }
     }
 
+    @Test("data that starts at a hole is refused with a typed error, inline or through the RDMA channel, not sent as an empty WRITE forever",
+          .timeLimit(.minutes(1)), arguments: [100, 8192])
+    func holeInData(length: Int) throws {
+        let session = try Session()
+        let pool = try PagePool(pageCount: 8)
+        let cache = PageCache()
+        try cache.insert(try pool.allocateFolio(order: 0), at: 1)
+        // Index 0 is a hole: nothing describes the first page's bytes.
+        var data = try IOIterator(pageCache: cache, position: pageSize - length / 2, count: length, direction: .source)
+        let sent = session.messagesSent
+        #expect(performing: { try session.client.write(&data, to: session.file) }, throws: isInvalidArgument)
+        #expect(session.messagesSent == sent, "nothing was sent")
+        #expect(data.count == length, "the data did not advance")
+        #expect(session.server.statistics.bytesWritten == 0)
+        try session.write([1, 2, 3], at: 0)
+        #expect(session.server.statistics.bytesWritten == 3, "the client goes on")
+    }
+
     @Test("more buffer descriptors than a WRITE's channel information holds are refused before anything is sent")
     func tooManyDescriptors() throws {
         let session = try Session()

@@ -120,7 +120,9 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// - Returns: The bytes written.
     /// - Throws: ``SMB2Error/invalidArgument(_:)``, before anything is sent and with
     ///   `data` where it was, when the range written would end past `UInt64.max` or
-    ///   ``maxDescriptors`` is outside 1...4,095; ``SMB2Error/shortWrite(requested:written:)``
+    ///   ``maxDescriptors`` is outside 1...4,095, and, with `data` just past the bytes
+    ///   written, when `data` reaches a hole (an XARRAY index with no folio: the bytes
+    ///   before it are written, none after); ``SMB2Error/shortWrite(requested:written:)``
     ///   when the server wrote less than a request carried, and
     ///   ``SMB2Error/unexpectedResponse(_:)`` when it claims more.
     @discardableResult
@@ -153,6 +155,13 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     // MARK: Writes
 
     private func writeInline(_ data: inout IOIterator, chunk: Int, to file: SMB2FileID, at offset: UInt64) throws(SMB2Error) -> Int {
+        var chunk = chunk
+        if data.kind == .xarray {
+            // The request states its length before the data is extracted into the
+            // sends: stop where a hole stops the data, not in the middle of the message.
+            chunk = data.walk(maxBytes: chunk) { $0.length }
+            guard chunk > 0 else { throw Self.hole(in: data) }
+        }
         var piece = data
         piece.truncate(chunk)
         let before = piece.count
@@ -175,6 +184,10 @@ public final class SMB2Client<Domain: ProtectionDomain> {
             throw .transport(error)
         }
         let length = registration.byteCount
+        guard length > 0 else {
+            connection.release(registration)
+            throw Self.hole(in: data)
+        }
         let request = SMB2WriteRequest(fileID: file, offset: offset, length: length, descriptors: registration.descriptors)
         let outcome = Result { () throws(SMB2Error) -> Int in
             let response = try exchange(.write, charge: UInt16(Self.creditCharge(length))) { request.encode(into: &$0) }
@@ -186,6 +199,11 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         statistics.rdmaBytes += length
         statistics.bufferDescriptors += request.descriptors.count
         return length
+    }
+
+    /// The error for data whose next byte no memory describes (a hole in an XARRAY).
+    private static func hole(in data: IOIterator) -> SMB2Error {
+        .invalidArgument("the data has a hole: no memory describes its next byte (\(data.count) bytes left)")
     }
 
     /// Throws unless the server's WRITE response counts all `length` bytes of the request.
