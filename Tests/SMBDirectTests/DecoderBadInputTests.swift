@@ -143,7 +143,7 @@ struct DecoderBadInputTests {
     }
 
     @Test("descriptor lists must be whole, non-empty, and within MaxReadWriteSize")
-    func badDescriptorLists() {
+    func badDescriptorLists() throws {
         func decode(_ bytes: [UInt8], limit: Int = 1 << 20) throws -> [BufferDescriptorV1] {
             var list: [BufferDescriptorV1] = [BufferDescriptorV1(offset: 1, token: 2, length: 3)]
             do {
@@ -159,5 +159,9 @@ struct DecoderBadInputTests {
         let one = [UInt8](repeating: 0, count: 12) + [0x00, 0x10, 0x00, 0x00]
         #expect(throws: SMBDirectDecodingError.transferTooLong(length: 8192, limit: 8191)) { try decode(one + one, limit: 8191) }
         #expect(throws: SMBDirectDecodingError.invalidField(.bufferDescriptorLength, value: 0)) { try decode([UInt8](repeating: 0, count: 16)) }
+        let wrapping = [UInt8](repeating: 0xFF, count: 8) + [0, 0, 0, 0] + [0x10, 0, 0, 0]
+        #expect(throws: SMBDirectDecodingError.descriptorWraps(offset: .max, length: 16)) { try decode(one + wrapping) }
+        let lastByte = [0xFE] + [UInt8](repeating: 0xFF, count: 7) + [0, 0, 0, 0] + [1, 0, 0, 0]
+        #expect(try decode(lastByte).count == 2, "a descriptor may end at the top of the address space")
     }
 }

@@ -29,8 +29,9 @@ public struct BufferDescriptorV1: Hashable, Sendable, CustomStringConvertible {
 
     /// Decodes a list of descriptors that fills `bytes` exactly, appending to
     /// `descriptors`, and returns the bytes they describe. Each must describe at least
-    /// one byte and the total must stay within `maxTotalLength` (the negotiated
-    /// MaxReadWriteSize). On error nothing is appended.
+    /// one byte that does not run past the top of the address space, and the total must
+    /// stay within `maxTotalLength` (the negotiated MaxReadWriteSize). On error nothing
+    /// is appended.
     public static func decodeList(
         _ bytes: UnsafeRawBufferPointer, into descriptors: inout [BufferDescriptorV1], maxTotalLength: Int
     ) throws(SMBDirectDecodingError) -> Int {
@@ -40,10 +41,11 @@ public struct BufferDescriptorV1: Hashable, Sendable, CustomStringConvertible {
         for index in 0..<bytes.count / size {
             let descriptor = try BufferDescriptorV1(decoding: UnsafeRawBufferPointer(rebasing: bytes[index * size..<(index + 1) * size]))
             total += Int(descriptor.length)
-            guard descriptor.length > 0, total <= maxTotalLength else {
+            let wraps = descriptor.offset.addingReportingOverflow(UInt64(descriptor.length)).overflow
+            guard descriptor.length > 0, !wraps, total <= maxTotalLength else {
                 descriptors.removeSubrange(start...)
-                throw descriptor.length == 0
-                    ? .invalidField(.bufferDescriptorLength, value: 0)
+                throw descriptor.length == 0 ? .invalidField(.bufferDescriptorLength, value: 0)
+                    : wraps ? .descriptorWraps(offset: descriptor.offset, length: descriptor.length)
                     : .transferTooLong(length: total, limit: maxTotalLength)
             }
             descriptors.append(descriptor)

@@ -55,6 +55,8 @@ public enum SMBDirectDecodingError: Error, Hashable, Sendable, CustomStringConve
     case invalidDescriptorListLength(Int)
     /// Buffer descriptors that describe more than the negotiated MaxReadWriteSize.
     case transferTooLong(length: Int, limit: Int)
+    /// A buffer descriptor whose bytes would run past the top of the address space.
+    case descriptorWraps(offset: UInt64, length: UInt32)
 
     /// What is wrong with the message, in a sentence for logs and error messages.
     public var description: String {
@@ -76,6 +78,8 @@ public enum SMBDirectDecodingError: Error, Hashable, Sendable, CustomStringConve
             "a fragment of \(dataLength) bytes leaving \(remaining) does not continue one that left \(expected)"
         case .invalidDescriptorListLength(let length): "\(length) bytes are not a list of 16-byte buffer descriptors"
         case .transferTooLong(let length, let limit): "buffer descriptors of \(length) bytes exceed MaxReadWriteSize \(limit)"
+        case .descriptorWraps(let offset, let length):
+            "a buffer descriptor of \(length) bytes at 0x\(String(offset, radix: 16)) runs past the top of the address space"
         }
     }
 }
