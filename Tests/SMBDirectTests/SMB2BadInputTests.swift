@@ -110,6 +110,17 @@ struct SMB2BadInputTests {
         #expect(session.server.statistics.bytesWritten == 3, "the client goes on")
     }
 
+    @Test("an inline threshold above what one message can carry still writes, through the RDMA channel past the largest inline WRITE")
+    func inlineThresholdClamped() throws {
+        let session = try Session()
+        session.client.inlineThreshold = .max
+        let limit = try #require(session.client.connection.limits).maxFragmentedSendSize
+        let bytes = randomBytes(limit + 4096, seed: 3)
+        try session.write(bytes, at: 0)
+        #expect(session.directory.read("file") == bytes)
+        #expect(session.client.statistics.rdmaWrites >= 1, "what does not fit one message went through the channel")
+    }
+
     @Test("more buffer descriptors than a WRITE's channel information holds are refused before anything is sent")
     func tooManyDescriptors() throws {
         let session = try Session()

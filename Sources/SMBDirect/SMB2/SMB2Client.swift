@@ -32,7 +32,8 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// The transport.
     public let connection: SMBDirectConnection<Domain>
     /// Writes larger than this go through the RDMA channel (the kernel's
-    /// `rdma_readwrite_threshold` is 4 KiB).
+    /// `rdma_readwrite_threshold` is 4 KiB), and so do writes larger than one SMB Direct
+    /// message carries, whatever this says.
     public var inlineThreshold: Int
     /// The most buffer descriptors in one RDMA-channel write: 1...4,095, as the
     /// request's channel information holds (``write(_:to:at:progress:)`` throws
@@ -134,10 +135,12 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         guard UInt64(data.count) <= UInt64.max - offset else {
             throw .invalidArgument("\(data.count) bytes at offset \(offset) end past the largest file offset")
         }
+        // An inline WRITE is one SMB Direct message: its data fits what one message carries.
+        let inlineLimit = min(inlineThreshold, (connection.limits?.maxFragmentedSendSize ?? 0) - SMB2WriteRequest.dataOffset)
         var written = 0
         while data.count > 0 {
             let chunk = min(data.count, maxWriteSize)
-            let bytes = chunk > inlineThreshold
+            let bytes = chunk > inlineLimit
                 ? try writeThroughChannel(&data, chunk: chunk, to: file, at: offset + UInt64(written))
                 : try writeInline(&data, chunk: chunk, to: file, at: offset + UInt64(written))
             written += bytes
