@@ -99,18 +99,21 @@ extension SMBDirectSend {
         // as many in flight as the device allows.
         let reads = device.maxReadsInFlight
         var link: RDMAConnection?
+        var domainClosed = false
         defer {
-            connection.disconnect()
-            try? link?.disconnect()
-            link = nil
-            try? domain.close()
+            // After a failure, best effort: the failure is what the caller hears of.
+            if !domainClosed {
+                connection.disconnect()
+                try? link?.disconnect()
+                link = nil
+                try? domain.close()
+            }
         }
         do throws(SMBDirectError) {
             do {
                 link = try RDMAConnection.connect(
                     to: target.host, port: port, queuePair: connection.queuePair,
-                    parameters: ConnectionParameters(responderResources: reads, initiatorDepth: reads),
-                    timeout: configuration.timeout)
+                    parameters: connectionParameters(readsInFlight: reads), timeout: configuration.timeout)
             } catch {
                 throw .verbs(error)
             }
@@ -136,6 +139,15 @@ extension SMBDirectSend {
             do { try connection.close() } catch { throw SMB2Error.transport(error) }
         } catch {
             throw .smb(error)
+        }
+        // In order, so that a region or queue pair left behind shows as EBUSY here.
+        do throws(VerbsError) {
+            try link?.disconnect()
+            link = nil
+            domainClosed = true
+            try domain.close()
+        } catch {
+            throw .smb(.transport(.verbs(error)))
         }
         if let verifyPath { try verify(verifyPath, against: source) }
         let statistics = client.statistics

@@ -44,6 +44,14 @@ public enum SMBDirectSend {
         }
     }
 
+    /// The connection parameters of a connection to an SMB Direct server: `readsInFlight`
+    /// RDMA READs each way, and no receiver-not-ready retries (`rnr_retry_count` 0, as
+    /// the kernel's client and server use): SMB Direct's credits guarantee a posted
+    /// receive for every send, so an RNR NAK is a credit bug to surface, not to retry.
+    public static func connectionParameters(readsInFlight: Int) -> ConnectionParameters {
+        ConnectionParameters(responderResources: readsInFlight, initiatorDepth: readsInFlight, receiverNotReadyRetryCount: 0)
+    }
+
     /// Writes `file` to `target` through the in-process server over SoftVerbs, which
     /// writes into `serverRoot`, then verifies the copy byte for byte. `progress` is
     /// called after every WRITE with the bytes written, the total and the time so far.

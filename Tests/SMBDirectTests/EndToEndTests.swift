@@ -85,3 +85,14 @@ struct EndToEndTests {
         #expect(SMBDirectSendTarget(parsing: "server/data/file") == nil)
     }
 }
+
+@Suite("smbdirect-send over librdmacm")
+struct SMBDirectSendConnectionTests {
+    @Test("the connection to a server allows no receiver-not-ready retries, so a credit bug fails at once instead of stalling")
+    func noRNRRetries() throws {
+        let parameters = SMBDirectSend.connectionParameters(readsInFlight: 16)
+        #expect(parameters.receiverNotReadyRetryCount == 0)
+        #expect(parameters.responderResources == 16 && parameters.initiatorDepth == 16)
+        try parameters.validate(for: .connect, privateDataLimit: ConnectionParameters.maxRequestPrivateData)
+    }
+}

@@ -45,7 +45,8 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         /// The most bytes registered at once (regions in use may exceed it).
         public var maxBytes: Int
 
-        /// Limits of `maxRegions` regions and `maxBytes` bytes registered at once; none by default.
+        /// Limits of `maxRegions` regions and `maxBytes` bytes registered at once; none by
+        /// default (a cache created without limits takes ``recommended`` instead).
         public init(maxRegions: Int = .max, maxBytes: Int = .max) {
             precondition(maxRegions >= 0 && maxBytes >= 0, "cache limits are not negative")
             self.maxRegions = maxRegions
@@ -68,8 +69,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     /// The index's lock-free front, held here so that a hit reaches it without the lock.
     private let lookaside: MRCacheLookaside
 
-    /// Creates a cache that registers memory in `domain` with `access`.
-    public init(domain: Domain, access: AccessFlags = .localWrite, limits: Limits = Limits(), isEnabled: Bool = true) {
+    /// Creates a cache that registers memory in `domain` with `access`, keeping idle
+    /// regions within `limits` (by default ``Limits/recommended``).
+    public init(domain: Domain, access: AccessFlags = .localWrite, limits: Limits = .recommended, isEnabled: Bool = true) {
         self.domain = domain
         self.access = access
         self.limits = limits
