@@ -117,6 +117,8 @@ extension SMBDirectSend {
             } catch {
                 throw .verbs(error)
             }
+            // A server that goes away ends the run at once, not after the timeout.
+            if let link { connection.watch(link) }
             try connection.start()
             try connection.waitUntilConnected()
         } catch {

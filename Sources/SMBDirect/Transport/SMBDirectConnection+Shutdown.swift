@@ -65,6 +65,7 @@ extension SMBDirectConnection {
     func tearDown() {
         guard !isTornDown else { return }
         isTornDown = true
+        link = nil
         try? queuePair.modify(to: .error, remote: nil)
         for index in unhandledCompletions { account(completions[index]) }
         unhandledCompletions = 0..<0

@@ -139,6 +139,8 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     var lastArrival = ContinuousClock.now
     var keepaliveSentAt: ContinuousClock.Instant?
     var isTornDown = false
+    /// The connection-manager link ``watch(_:)`` was given, if any.
+    var link: WatchedLink?
     /// Why tear-down could not destroy the queue pair, if it could not: the arena and
     /// the memory unfinished sends point at were then kept (leaked on purpose), since
     /// the device may still reach them.
@@ -306,7 +308,11 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// passes, and handles what arrived (arm, poll again, then `poll(2)`: no spinning).
     private func sleepForCompletions(atMost limit: Duration) throws(SMBDirectError) {
         let moved: Int
-        do { moved = try completionQueue.wait(into: completions, timeout: limit) } catch { throw fail(.verbs(error)) }
+        do {
+            moved = try completionQueue.wait(into: completions, timeout: limit, interruption: link?.descriptor)
+        } catch {
+            throw fail(.verbs(error))
+        }
         try handleCompletions(moved)
     }
 
@@ -335,6 +341,7 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// With `sending` false only completions are handled (an orderly close sends nothing new).
     func wait(for what: @autoclosure () -> String, sending: Bool = true, until done: () -> Bool) throws(SMBDirectError) {
         let step = { [unowned self] () throws(SMBDirectError) in
+            try checkLink()
             if sending { try progress() } else { try checkUsable(); try pollCompletions() }
         }
         try step()

@@ -35,6 +35,10 @@ public enum SMBDirectError: Error, Equatable, Sendable, CustomStringConvertible 
     /// The connection was ended at once by ``SMBDirectConnection/disconnect()``: the peer
     /// went away, or the upper layer gave up on it.
     case disconnected
+    /// The connection manager reported an event that ends the link the connection runs
+    /// over (the peer disconnected, the device went away), seen through
+    /// ``SMBDirectConnection/watch(_:)``.
+    case connectionEnded(ConnectionEvent)
     /// A blocking operation waited longer than the configured timeout.
     case timedOut(String)
     /// The connection is not connected (not yet negotiated, closed, or failed earlier).
@@ -56,6 +60,7 @@ public enum SMBDirectError: Error, Equatable, Sendable, CustomStringConvertible 
         case .messageTooLarge(let length, let limit): "a message of \(length) bytes exceeds the peer's limit of \(limit)"
         case .keepaliveTimeout: "the peer did not answer a keepalive"
         case .disconnected: "the connection was disconnected"
+        case .connectionEnded(let event): "the connection manager ended the link: \(event)"
         case .timedOut(let what): "timed out waiting for \(what)"
         case .notConnected: "the connection is not connected"
         }

@@ -7,7 +7,8 @@ import Darwin
 extension CompletionQueue {
     /// Moves up to `completions.count` completions into `completions`, waiting for
     /// the first one on the queue's channel without spinning, at most `timeout` (for
-    /// ever when `nil`). Returns how many it moved: 0 only when the time ran out.
+    /// ever when `nil`). Returns how many it moved: 0 only when the time ran out (or
+    /// `interruption` became readable).
     ///
     /// Closes the race between the last poll and the arming: it polls, arms the queue
     /// (``requestNotification(solicitedOnly:)``), polls again, and only then sleeps in
@@ -16,6 +17,10 @@ extension CompletionQueue {
     /// event. With `solicitedOnly` the sleep ends only for a solicited receive or an
     /// error (what `ibv_req_notify_cq` with `solicited_only` wakes for); completions
     /// already in the queue are returned regardless.
+    ///
+    /// With `interruption`, the sleep also ends, returning 0, when that descriptor is
+    /// readable: a connection's event descriptor (`VerbsConnection/eventFileDescriptor`),
+    /// so that a thread waiting for completions hears at once that the peer went away.
     ///
     /// The thread blocks: call it from a thread of your own, not from a Swift
     /// concurrency task (use ``completions(on:solicitedOnly:)`` there). One thread
@@ -26,7 +31,8 @@ extension CompletionQueue {
     /// - Throws: What the calls report (`EINVAL` for a destroyed queue or channel).
     /// - Precondition: The queue was created with a channel.
     public func wait(
-        into completions: UnsafeMutableBufferPointer<WorkCompletion>, timeout: Duration? = nil, solicitedOnly: Bool = false
+        into completions: UnsafeMutableBufferPointer<WorkCompletion>, timeout: Duration? = nil, solicitedOnly: Bool = false,
+        interruption: Int32? = nil
     ) throws(VerbsError) -> Int {
         guard let channel else { preconditionFailure("a completion queue without a channel cannot wait; poll it") }
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
@@ -37,7 +43,8 @@ extension CompletionQueue {
             moved = try poll(into: completions)
             if moved > 0 { return moved }
             while !takeNotification() {
-                guard try sleepUntilReadable(channel.fileDescriptor, until: deadline, call: .getCompletionEvent) else { return 0 }
+                let woken = try sleepUntilReadable(channel.fileDescriptor, or: interruption, until: deadline, call: .getCompletionEvent)
+                guard woken == channel.fileDescriptor else { return 0 }
                 _ = try channel.takeEvents()
             }
         }
