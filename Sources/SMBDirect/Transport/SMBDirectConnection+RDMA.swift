@@ -11,7 +11,7 @@ extension SMBDirectConnection {
     ///
     /// A source iterator is exposed for RDMA READ (the data of an SMB2 WRITE), a
     /// destination for RDMA WRITE (the buffer of an SMB2 READ). Each descriptor has a
-    /// region of its own (``ExactRegistrations``) that covers exactly the bytes it
+    /// region of its own (`ExactRegistrations`) that covers exactly the bytes it
     /// describes, not a byte before or after, and allows only the peer's access the
     /// direction needs; the region (and, for a user-backed iterator, the pins on its
     /// pages) is held until ``release(_:)``, which deregisters it.
