@@ -54,7 +54,7 @@ enum PageFrames {
         }
         var hold: [Int32] = [-1, -1]
         if let vmsplice, pipe(&hold) == 0 {
-            for end in hold { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+            for side in hold { _ = fcntl(side, F_SETFD, FD_CLOEXEC) }
             _ = fcntl(hold[1], F_SETFL, O_NONBLOCK)
             _ = fcntl(hold[1], setPipeSize, Int32(clamping: end - first))
             var pages = iovec(iov_base: start, iov_len: Int(end - first))

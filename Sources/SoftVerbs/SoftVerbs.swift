@@ -59,9 +59,11 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     /// through the rkey) compares the current frame of each page it touches with the
     /// recorded one, and where they differ behaves as a real device would with its
     /// pinned old page: a read delivers ``poisonByte`` (the old bytes are no longer the
-    /// program's) and a write goes nowhere. The device does not hold the old frames, so
-    /// if the kernel gives the very same frame to the new mapping the change goes unseen.
-    /// Off by default; off, accesses cost what they always did.
+    /// program's) and a write goes nowhere. The region holds its pages until it is
+    /// deregistered (each is referenced from a pipe of its own, as a pin references it),
+    /// so that the kernel cannot hand an unmapped page's frame to the new mapping; a
+    /// region larger than a pipe holds (1 MiB without `CAP_SYS_RESOURCE`) holds only its
+    /// first pages. Off by default; off, accesses cost what they always did.
     ///
     /// - Precondition: `tracksPhysicalPages` only where ``canTrackPhysicalPages``.
     public init(name: String = "soft0", attributes: DeviceAttributes = SoftVerbs.defaultAttributes,
