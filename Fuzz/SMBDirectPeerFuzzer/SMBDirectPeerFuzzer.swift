@@ -343,10 +343,12 @@ final class PeerSession {
         check(client.sendsInFlight == 0 && client.receivesInFlight == 0 && client.rdmaInFlight == 0,
               "work left in flight after tear-down")
         check(ledger.isEmpty, "\(ledger.pinnedPageCount) pages still pinned after tear-down")
-        for cache in [client.sendRegistrations, client.peerReadableRegistrations, client.peerWritableRegistrations] {
-            check(cache.referenceCount == 0 && cache.regionCount == 0,
-                  "a cache holds \(cache.referenceCount) references on \(cache.regionCount) regions after tear-down")
-            check(cache.statistics.registrations == cache.statistics.deregistrations, "a cache left a registration: \(cache.statistics)")
+        let cache = client.sendRegistrations
+        check(cache.referenceCount == 0 && cache.regionCount == 0,
+              "the send cache holds \(cache.referenceCount) references on \(cache.regionCount) regions after tear-down")
+        check(cache.statistics.registrations == cache.statistics.deregistrations, "the send cache left a registration: \(cache.statistics)")
+        for registrations in [client.peerReadableRegistrations, client.peerWritableRegistrations] {
+            check(registrations.regionCount == 0, "\(registrations.regionCount) regions exposed to the peer after tear-down")
         }
         peer.close()
         try? clientDomain.close()

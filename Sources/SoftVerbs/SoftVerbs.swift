@@ -18,11 +18,20 @@ import Verbs
 ///
 /// Failures can be injected with ``inject(_:)``. All state sits behind one lock, so
 /// every object may be used from any thread.
+///
+/// Copying by virtual address hides one thing a real device does: it keeps the
+/// *physical* pages a memory region pinned at registration, so after the program
+/// unmaps the memory and maps new memory at the same address, the device still reads
+/// and writes the old pages. A device made with `tracksPhysicalPages: true` shows it
+/// (see ``init(name:attributes:tracksPhysicalPages:)``).
 public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     /// The device's name; its queue pairs use it as their GID.
     public let name: String
     /// The limits the device enforces.
     public let attributes: DeviceAttributes
+    /// Whether memory regions check, at every access, that their pages are still the
+    /// physical pages they were registered with.
+    public let tracksPhysicalPages: Bool
     let state: LockedValue<SoftVerbsState>
 
     /// Limits like those of a soft-RoCE (`rxe`) device: 32 SGEs, 8 MiB messages.
@@ -30,11 +39,41 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
         maxSGEs: 32, maxMemoryRegionSize: 1 << 40, maxMemoryRegions: 1 << 16, maxQueuePairWorkRequests: 1 << 14,
         maxCompletionQueueEntries: 1 << 15, maxMessageSize: 8 << 20, maxInlineData: 256)
 
+    /// What a read through a memory region delivers for a page that is no longer the
+    /// one it was registered with, on a device that tracks physical pages: `0xDB` in
+    /// every byte. A real device would deliver the old page's bytes, which the program
+    /// no longer sees; a fixed pattern makes the stale read recognisable.
+    public static let poisonByte: UInt8 = 0xDB
+
+    /// Whether this process can read which physical page backs each of its virtual pages
+    /// (`/proc/self/pagemap` frame numbers, which need `CAP_SYS_ADMIN`): the condition for
+    /// `tracksPhysicalPages: true`.
+    public static var canTrackPhysicalPages: Bool { PageFrames.isReadable }
+
     /// Opens a simulated device.
-    public init(name: String = "soft0", attributes: DeviceAttributes = SoftVerbs.defaultAttributes) {
+    ///
+    /// With `tracksPhysicalPages`, a test mode, registration faults in the region's pages,
+    /// as `ibv_reg_mr` pins them, and records which physical frame backs each page. Every
+    /// access the device makes through the region (gathering SEND and RDMA WRITE sources,
+    /// scattering into receive and RDMA READ targets, and a peer's RDMA READ and WRITE
+    /// through the rkey) compares the current frame of each page it touches with the
+    /// recorded one, and where they differ behaves as a real device would with its
+    /// pinned old page: a read delivers ``poisonByte`` (the old bytes are no longer the
+    /// program's) and a write goes nowhere. The region holds its pages until it is
+    /// deregistered (each is referenced from a pipe of its own, as a pin references it),
+    /// so that the kernel cannot hand an unmapped page's frame to the new mapping; a
+    /// region larger than a pipe holds (1 MiB without `CAP_SYS_RESOURCE`) holds only its
+    /// first pages. Off by default; off, accesses cost what they always did.
+    ///
+    /// - Precondition: `tracksPhysicalPages` only where ``canTrackPhysicalPages``.
+    public init(name: String = "soft0", attributes: DeviceAttributes = SoftVerbs.defaultAttributes,
+                tracksPhysicalPages: Bool = false) {
+        precondition(!tracksPhysicalPages || Self.canTrackPhysicalPages,
+                     "tracking physical pages needs /proc/self/pagemap frame numbers (CAP_SYS_ADMIN): check SoftVerbs.canTrackPhysicalPages")
         self.name = name
         self.attributes = attributes
-        self.state = LockedValue(SoftVerbsState(attributes: attributes))
+        self.tracksPhysicalPages = tracksPhysicalPages
+        self.state = LockedValue(SoftVerbsState(attributes: attributes, tracksPhysicalPages: tracksPhysicalPages))
     }
 
     deinit { close(state.withLock { $0.deviceEventDescriptor }) }

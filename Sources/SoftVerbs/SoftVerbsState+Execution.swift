@@ -68,12 +68,16 @@ extension SoftVerbsState {
         else { return .retryExceededError }
 
         var target: (address: UInt, length: Int)?
+        // The peer's region the request reaches through its rkey (by lkey).
+        var targetKey: UInt32 = 0
         if send.opcode.isRemoteAccess {
             let needed: AccessFlags = send.opcode == .rdmaRead ? .remoteRead : .remoteWrite
+            // One byte outside the region is refused as a device refuses it (IBV_WC_REM_ACCESS_ERR).
             guard let lkey = regionsByRKey[send.rkey], let region = regions[lkey], region.domain == peer.domain,
                   region.access.contains(needed), region.contains(send.remoteAddress, total)
             else { return .remoteAccessError }
             target = (UInt(send.remoteAddress), total)
+            targetKey = lkey
         }
         var receive: PostedReceive?
         if send.opcode.consumesReceive {
@@ -92,12 +96,24 @@ extension SoftVerbsState {
                 failReceive(receive, on: remote, status: .localLengthError)
                 return .remoteInvalidRequestError
             }
-            gather(send, into: destinations)
+            if tracksPhysicalPages {
+                gatherTracked(send, into: tracked(receive.sges))
+            } else {
+                gather(send, into: destinations)
+            }
         case .rdmaWrite, .rdmaWriteWithImmediate:
-            gather(send, into: [target!])
+            if tracksPhysicalPages {
+                gatherTracked(send, into: [(target!.address, total, targetKey)])
+            } else {
+                gather(send, into: [target!])
+            }
         case .rdmaRead:
-            let sources = [(address: target!.address, length: total)]
-            copy(from: sources, to: localSegments(send.sges, domain: pair.domain, access: .localWrite)!)
+            if tracksPhysicalPages {
+                copyTracked(from: [(target!.address, total, targetKey)], to: tracked(send.sges))
+            } else {
+                let sources = [(address: target!.address, length: total)]
+                copy(from: sources, to: localSegments(send.sges, domain: pair.domain, access: .localWrite)!)
+            }
         }
         if let receive {
             let immediate = send.opcode == .send ? nil : send.immediateData as UInt32?

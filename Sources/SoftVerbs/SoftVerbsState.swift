@@ -19,6 +19,9 @@ struct SoftVerbsState {
         var length: Int
         var access: AccessFlags
         var rkey: UInt32
+        /// The physical frames behind the region's pages at registration, held, on a
+        /// device that tracks physical pages; `nil` otherwise.
+        var snapshot: FrameSnapshot?
 
         func contains(_ address: UInt64, _ length: Int) -> Bool {
             let start = UInt(truncatingIfNeeded: address)
@@ -95,6 +98,8 @@ struct SoftVerbsState {
     }
 
     let attributes: DeviceAttributes
+    /// Whether regions record their physical frames and accesses check them.
+    let tracksPhysicalPages: Bool
     var nextHandle: UInt32 = 1
     var domainUsers: [UInt32: Int] = [:]
     var regions: [UInt32: Region] = [:]
@@ -109,7 +114,10 @@ struct SoftVerbsState {
     var deviceEvents: [DeviceEvent] = []
     let deviceEventDescriptor: Int32 = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
 
-    init(attributes: DeviceAttributes) { self.attributes = attributes }
+    init(attributes: DeviceAttributes, tracksPhysicalPages: Bool) {
+        self.attributes = attributes
+        self.tracksPhysicalPages = tracksPhysicalPages
+    }
 
     mutating func makeHandle() -> UInt32 {
         defer { nextHandle &+= 1 }
@@ -139,7 +147,8 @@ struct SoftVerbsState {
         }
         let lkey = makeHandle() << 8 | 0x11
         let rkey = makeHandle() << 8 | 0x22
-        regions[lkey] = Region(domain: domain, address: address, length: length, access: access, rkey: rkey)
+        regions[lkey] = Region(domain: domain, address: address, length: length, access: access, rkey: rkey,
+                               snapshot: tracksPhysicalPages ? PageFrames.snapshot(address: address, length: length) : nil)
         regionsByRKey[rkey] = lkey
         domainUsers[domain, default: 0] += 1
         return (lkey, rkey)
@@ -167,6 +176,7 @@ struct SoftVerbsState {
 
     mutating func deregister(lkey: UInt32) {
         guard let region = regions.removeValue(forKey: lkey) else { return }
+        region.snapshot?.release()
         regionsByRKey[region.rkey] = nil
         domainUsers[region.domain, default: 1] -= 1
     }

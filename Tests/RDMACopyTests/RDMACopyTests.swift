@@ -181,7 +181,7 @@ final class ResultBox: @unchecked Sendable {
 
     @Test func theExposedRegionIsExactlyTheBufferWithOnlyTheAccessItNeeds() throws {
         let file = try CopyRig.buffer(count: 10_000)
-        let rig = try CopyRig(host: "127.0.7.8", sessions: 2, configuration: .init(file: file, timeout: .seconds(5)))
+        let rig = try CopyRig(host: "127.0.7.8", sessions: 3, configuration: .init(file: file, timeout: .seconds(5)))
         // A hostile client: a valid fetch request, then requests of its own against the offer.
         let queue = try rig.domain.createCompletionQueue(capacity: 8)
         let pair = try rig.domain.createQueuePair(sendCompletions: queue, receiveCompletions: queue,
@@ -190,17 +190,19 @@ final class ResultBox: @unchecked Sendable {
         let local = try CopyBuffer(count: 16384)
         let region = try rig.domain.registerMemory(address: UInt(local.address), length: 16384, access: .localWrite)
         defer { try? pair.close(); try? queue.close(); try? region.deregister() }
-        func session(_ body: (_ offer: CopyOffer, _ post: (SendOpcode, Int) throws -> WorkCompletionStatus) throws -> Void) throws {
+        // `post(opcode, length, offset)` reaches `length` bytes at `offset` from the offered address;
+        // the first failure moves the hostile queue pair to the error state, so one per session.
+        func session(_ body: (_ offer: CopyOffer, _ post: (SendOpcode, Int, Int64) throws -> WorkCompletionStatus) throws -> Void) throws {
             let request = CopyRequest(operation: .fetch, length: 0)
             let connection = try SoftConnection.connect(to: rig.host, port: rig.port, queuePair: pair,
                                                         parameters: ConnectionParameters(privateData: request.privateData),
                                                         timeout: .seconds(10))
             let offer = try CopyOffer(parsing: connection.peerParameters.privateData, for: request, maxSize: 1 << 20)
-            try body(offer) { opcode, length in
+            try body(offer) { opcode, length, offset in
                 var sge = SGE(address: local.address, length: UInt32(length), lkey: region.lkey)
                 try withUnsafePointer(to: &sge) { sge in
                     try pair.postSend(SendWorkRequest(id: 1, opcode: opcode, sges: UnsafeBufferPointer(start: sge, count: 1),
-                                                      flags: .signaled, remoteAddress: offer.address, rkey: offer.rkey))
+                                                      flags: .signaled, remoteAddress: offer.address &+ UInt64(bitPattern: offset), rkey: offer.rkey))
                 }
                 let deadline = ContinuousClock.now.advanced(by: .seconds(10))
                 while ContinuousClock.now < deadline {
@@ -214,17 +216,20 @@ final class ResultBox: @unchecked Sendable {
         }
         try session { (offer, post) throws in
             #expect(offer.length == 10_000)
-            #expect(try post(.rdmaRead, 10_000) == .success)
+            #expect(try post(.rdmaRead, 10_000, 0) == .success)
             #expect(local.bytes.prefix(10_000).elementsEqual(file.bytes))
-            #expect(try post(.rdmaRead, 10_001) == .remoteAccessError, "one byte past the buffer")
+            #expect(try post(.rdmaRead, 10_001, 0) == .remoteAccessError, "one byte past the buffer")
         }
         try session { (_, post) throws in
-            #expect(try post(.rdmaWrite, 1) == .remoteAccessError, "a fetch's buffer is read-only")
+            #expect(try post(.rdmaRead, 1, -1) == .remoteAccessError, "one byte before the buffer")
+        }
+        try session { (_, post) throws in
+            #expect(try post(.rdmaWrite, 1, 0) == .remoteAccessError, "a fetch's buffer is read-only")
         }
         let sessions = rig.finish()
         // The client never said done; its disconnect flushed the server's receive, so the
         // server did not wait out its timeout.
-        #expect(sessions.count == 2)
+        #expect(sessions.count == 3)
         for session in sessions {
             guard case .failure(.transferFailed(.workRequestFlushError, _)) = session else {
                 Issue.record("not ended by the disconnect: \(session)")

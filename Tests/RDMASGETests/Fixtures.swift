@@ -17,8 +17,8 @@ final class VerbsPair: @unchecked Sendable {
     init(attributes: DeviceAttributes = SoftVerbs.defaultAttributes,
          capabilities: QueuePairCapabilities = QueuePairCapabilities(maxSendWorkRequests: 256, maxReceiveWorkRequests: 256,
                                                                     maxSendSGEs: 6, maxReceiveSGEs: 6, maxInlineData: 64),
-         connect: Bool = true) throws {
-        device = SoftVerbs(attributes: attributes)
+         connect: Bool = true, tracksPhysicalPages: Bool = false) throws {
+        device = SoftVerbs(attributes: attributes, tracksPhysicalPages: tracksPhysicalPages)
         domain = try device.allocateProtectionDomain()
         senderQueue = try domain.createCompletionQueue(capacity: 1024)
         receiverQueue = try domain.createCompletionQueue(capacity: 1024)

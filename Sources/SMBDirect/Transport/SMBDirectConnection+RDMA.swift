@@ -10,12 +10,14 @@ extension SMBDirectConnection {
     /// ``SMBDirectRegistration/byteCount``). The iterator advances past the bytes registered.
     ///
     /// A source iterator is exposed for RDMA READ (the data of an SMB2 WRITE), a
-    /// destination for RDMA WRITE (the buffer of an SMB2 READ). Registration goes
-    /// through an `MRCache` of the connection; each descriptor holds a reference on
-    /// its region (and, for a user-backed iterator, pins on its pages) until
-    /// ``release(_:)``.
+    /// destination for RDMA WRITE (the buffer of an SMB2 READ). Each descriptor has a
+    /// region of its own (`ExactRegistrations`) that covers exactly the bytes it
+    /// describes, not a byte before or after, and allows only the peer's access the
+    /// direction needs; the region (and, for a user-backed iterator, the pins on its
+    /// pages) is held until ``release(_:)``, which deregisters it.
     ///
-    /// Mirrors the kernel's `smbd_register_mr`, which uses fast-registration MRs.
+    /// Mirrors the kernel's `smbd_register_mr`, which maps exactly the I/O's bytes
+    /// with a fast-registration MR.
     ///
     /// - Throws: ``SMBDirectError/extraction(_:)``, leaving no trace.
     public func register(
@@ -23,33 +25,29 @@ extension SMBDirectConnection {
     ) throws(SMBDirectError) -> SMBDirectRegistration {
         precondition(maxSize > 0 && maxDescriptors > 0, "a registration describes at least one byte")
         let isPeerWritable = iterator.direction == .destination
-        let cache = isPeerWritable ? peerWritableRegistrations : peerReadableRegistrations
+        let registrations = isPeerWritable ? peerWritableRegistrations : peerReadableRegistrations
         var sges: [SGE] = []
         sges.reserveCapacity(maxDescriptors)
         let bytes: Int
         do {
-            bytes = try iterator.extract(maxSize: maxSize, into: &sges, maxSGEs: maxDescriptors, keys: cache, ledger: ledger)
+            bytes = try iterator.extract(maxSize: maxSize, into: &sges, maxSGEs: maxDescriptors, keys: registrations, ledger: ledger)
         } catch {
             throw .extraction(error)
         }
         let descriptors = sges.map { sge in
-            BufferDescriptorV1(offset: sge.address, token: cache.region(lkey: sge.lkey)!.rkey, length: sge.length)
+            BufferDescriptorV1(offset: sge.address, token: registrations.region(lkey: sge.lkey)!.rkey, length: sge.length)
         }
         return SMBDirectRegistration(descriptors: descriptors, byteCount: bytes, isPeerWritable: isPeerWritable,
-                                     sges: sges, retention: iterator.retention(keys: cache, ledger: ledger))
+                                     sges: sges, retention: iterator.retention(keys: registrations, ledger: ledger))
     }
 
-    /// Gives back what a registration took and invalidates its regions, so that the
-    /// rkeys the peer was given no longer open this memory. Call it once the peer has
+    /// Gives back what a registration took and deregisters its regions: when this
+    /// returns, the rkeys the peer was given open nothing. Call it once the peer has
     /// answered the request that carried the descriptors (or the connection ended).
     ///
     /// Mirrors the kernel's `smbd_deregister_mr` (local invalidation of the MR).
     public func release(_ registration: consuming SMBDirectRegistration) {
-        let cache = registration.isPeerWritable ? peerWritableRegistrations : peerReadableRegistrations
         registration.retention.release(registration.sges)
-        for sge in registration.sges {
-            cache.invalidate(MemoryRange(address: UInt(sge.address), length: Int(sge.length)))
-        }
     }
 
     // MARK: The responder's side: moving the data

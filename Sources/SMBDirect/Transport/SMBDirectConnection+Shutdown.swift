@@ -52,8 +52,8 @@ extension SMBDirectConnection {
     /// Moves the queue pair to the error state, which flushes every outstanding
     /// request, and waits until each has reported (or the configured timeout has
     /// passed); then destroys the queue pair and completion queue, deregisters the
-    /// buffers, releases what unfinished sends retained and deregisters every idle
-    /// registration of the connection's caches.
+    /// buffers, releases what unfinished sends retained and flushes the send
+    /// registration cache, so that no region of the connection outlives it.
     ///
     /// Memory is freed only once the queue pair is gone, since until then the device
     /// may still read or write it. When the queue pair cannot be destroyed, the
@@ -96,8 +96,6 @@ extension SMBDirectConnection {
         try? completionQueue.close()
         arena.deallocate()
         sendRegistrations.flush()
-        peerReadableRegistrations.flush()
-        peerWritableRegistrations.flush()
         inbox.removeAll()
         inboxHead = 0
         inboxBytes = 0

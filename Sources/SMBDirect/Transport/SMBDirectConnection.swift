@@ -95,12 +95,15 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// decoded: for traces and captures. The bytes are valid during the call only.
     public var receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)?
 
-    /// Registrations of payload memory for sends (local access only).
+    /// Registrations of payload memory for sends (local access only), cached; flushed
+    /// at tear-down.
     public let sendRegistrations: MRCache<Domain>
-    /// Registrations of memory the peer reads by RDMA READ (an SMB2 WRITE's data).
-    public let peerReadableRegistrations: MRCache<Domain>
-    /// Registrations of memory the peer writes by RDMA WRITE (an SMB2 READ's buffer).
-    public let peerWritableRegistrations: MRCache<Domain>
+    /// Registrations of memory the peer reads by RDMA READ (an SMB2 WRITE's data):
+    /// exactly the bytes described, each deregistered at ``release(_:)``.
+    public let peerReadableRegistrations: ExactRegistrations<Domain>
+    /// Registrations of memory the peer writes by RDMA WRITE (an SMB2 READ's buffer):
+    /// exactly the bytes described, each deregistered at ``release(_:)``.
+    public let peerWritableRegistrations: ExactRegistrations<Domain>
 
     let arena: UnsafeMutableRawBufferPointer
     let arenaRegion: Domain.Region
@@ -189,8 +192,8 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         credits = SMBDirectCredits(target: configuration.sendCreditTarget, maxGrant: configuration.maxCreditsPerGrant)
         reassembler = FragmentReassembler(maxMessageSize: configuration.maxFragmentedSize)
         sendRegistrations = MRCache(domain: domain, access: [])
-        peerReadableRegistrations = MRCache(domain: domain, access: .remoteRead)
-        peerWritableRegistrations = MRCache(domain: domain, access: [.localWrite, .remoteWrite])
+        peerReadableRegistrations = ExactRegistrations(domain: domain, access: .remoteRead)
+        peerWritableRegistrations = ExactRegistrations(domain: domain, access: [.localWrite, .remoteWrite])
     }
 
     /// Creates the completion queue, the queue pair reporting to it, and the arena's
