@@ -3,6 +3,7 @@ import IterExtract
 import RDMASGE
 import Testing
 import SoftVerbs
+import Synchronization
 
 /// The MR cache's memory monitor: memory that goes away (unmapped, moved, dropped, mapped
 /// over) is never handed out again, and user memory the monitor does not watch is never reused.
@@ -17,11 +18,25 @@ struct MRCacheMonitorTests {
 
     static let length = 4 * pageSize
 
-    /// Maps `length` bytes of anonymous memory, at `address` if given (never over a mapping),
-    /// and writes them so their pages exist.
+    /// Where ``map(at:fixed:)`` places new mappings: far below where the kernel puts those
+    /// it chooses, so that no mapping of a test running in parallel lands in the hole a
+    /// test leaves to map again at the same address.
+    static let area: UInt = 0x3000_0000_0000
+    static let nextPlace = Atomic<UInt>(0)
+
+    /// Maps `length` bytes of anonymous memory, at `address` if given (never over a mapping
+    /// unless `fixed`), and writes them so their pages exist.
     func map(at address: UInt? = nil, fixed: Bool = false) throws -> UInt {
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (address == nil ? 0 : fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE)
-        let pointer = mmap(UnsafeMutableRawPointer(bitPattern: address ?? 0), Self.length, PROT_READ | PROT_WRITE, flags, -1, 0)
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (fixed ? MAP_FIXED : MAP_FIXED_NOREPLACE)
+        var pointer: UnsafeMutableRawPointer?
+        if let address {
+            pointer = mmap(UnsafeMutableRawPointer(bitPattern: address), Self.length, PROT_READ | PROT_WRITE, flags, -1, 0)
+        } else {
+            repeat {
+                let place = Self.area + Self.nextPlace.add(1, ordering: .relaxed).oldValue * UInt(2 * Self.length)
+                pointer = mmap(UnsafeMutableRawPointer(bitPattern: place), Self.length, PROT_READ | PROT_WRITE, flags, -1, 0)
+            } while pointer == MAP_FAILED && errno == EEXIST
+        }
         try #require(pointer != MAP_FAILED, "mmap failed (errno \(errno))")
         memset(pointer!, 0x5A, Self.length)
         return UInt(bitPattern: pointer)
@@ -146,7 +161,12 @@ struct MRCacheMonitorTests {
         // The physical pages under each region when it was registered: what a device pins.
         var pinned: [UInt32: [UInt64]] = [:]  // by lkey, one frame per page of the coverage
         var staleHits = 0
+        // glibc keeps freed memory mapped until trimming gives it back (`madvise`, `brk`):
+        // every other round trims, so a buffer comes back over memory that stayed or was replaced.
+        typealias Trim = @convention(c) (Int) -> Int32
+        let trim = unsafeBitCast(try #require(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")), to: Trim.self)
         for round in 0..<10_000 {
+            if round % 2 == 1 { _ = trim(0) }
             let buffer = [UInt8](repeating: UInt8(truncatingIfNeeded: round), count: round % 2 == 0 ? 64 << 10 : 100 << 10)
             try buffer.withUnsafeBytes { bytes in
                 let range = MemoryRange(address: UInt(bitPattern: bytes.baseAddress), length: bytes.count)
