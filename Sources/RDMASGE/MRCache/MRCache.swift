@@ -221,6 +221,11 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
             if inbox.hasNews { dropped += invalidateMonitored(&index) }
             if isEnabled, let found = index.hit(range, retaining: retaining) { return found }
             index.counters.misses += 1
+            // Waiting under the lock is safe: the monitor never takes it.
+            if let memoryMonitor {
+                memoryMonitor.catchUp(inbox)
+                if inbox.hasNews { dropped += invalidateMonitored(&index) }
+            }
             let maxSize = UInt(domain.attributes.maxMemoryRegionSize) & ~pageMask
             let start = range.address & ~pageMask
             let (rounded, overflow) = (range.address + UInt(range.length)).addingReportingOverflow(pageMask)
@@ -249,7 +254,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
                 do throws(VerbsError) { region = try register(coverage) } catch { throw .registrationFailed(error) }
             }
             if isWatched { index.counters.monitoredRegistrations += 1 }
-            if retaining, !isWatched { index.counters.unmonitoredRegistrations += 1 }
+            if isEnabled, retaining, !isWatched { index.counters.unmonitoredRegistrations += 1 }
             let added = index.add(region, lkey: region.lkey, coverage: coverage, retaining: retaining,
                                   isReusable: isEnabled && (isWatched || !retaining), absorbing: absorbed, lookedUp: range.address)
             // Not `+=`, which allocates even when both are empty.

@@ -49,6 +49,15 @@ import Synchronization
 /// only: a lookup waits for `busy` to clear, and the monitor's `busy` stretch is one
 /// non-blocking read and stores to inboxes.
 ///
+/// ## Late events
+///
+/// An event is read some time after its unmap: in between, new memory may be mapped at
+/// the same address and registered, and the late event then invalidates that region.
+/// Harmless (a registration too many), but frequent when the monitor thread waits for a
+/// processor: so a miss first waits until the monitor has read what the kernel queued
+/// (``catchUp(_:)``) and drains it. What remains is the instant between the unmap and the
+/// kernel queueing its event.
+///
 /// ## Subscribers
 ///
 /// A fixed table of ``subscriberCapacity`` inbox addresses. ``subscribe(_:)`` fills a
@@ -143,6 +152,19 @@ final class MemoryMonitor: @unchecked Sendable {
     /// another userfaultfd watches): the range is then unmonitored.
     func watch(_ range: Range<UInt>) -> Bool {
         uffd_watch(descriptor, UInt64(range.lowerBound), UInt64(range.count)) == 0
+    }
+
+    /// Waits until the monitor has read and posted to `inbox` every event the kernel
+    /// queued before the call: a miss calls it before it registers, so that a late event
+    /// for memory unmapped before the miss (while the monitor had not yet run) does not
+    /// invalidate the region about to be registered over new memory at that address.
+    /// Only the events queued between an unmap and the monitor's read are waited for.
+    func catchUp(_ inbox: MemoryMonitorInbox) {
+        while true {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, 0) == 0 && !inbox.isBusy { return }
+            sched_yield()
+        }
     }
 
     // MARK: The monitor thread

@@ -64,10 +64,13 @@ struct MemoryMonitorInbox: @unchecked Sendable {
     @inline(__always)
     var hasNews: Bool { words[0].load(ordering: .acquiring) != 0 }
 
+    /// Whether the monitor is reading events and may be about to post some.
+    var isBusy: Bool { words[0].load(ordering: .acquiring) & Self.busy != 0 }
+
     /// Waits, yielding the processor, until the monitor has posted the events of the
     /// read it is in (a non-blocking `read(2)` and a few stores: never long).
     func waitWhileBusy() {
-        while words[0].load(ordering: .acquiring) & Self.busy != 0 { sched_yield() }
+        while isBusy { sched_yield() }
     }
 
     /// Takes the ranges posted since the last drain, passing each to `body`, oldest
