@@ -22,12 +22,20 @@ static inline int uffd_open(int user_mode_only) {
     return fd < 0 ? -errno : (int)fd;
 }
 
-/// Asks for the unmap, remove and remap events (`UFFDIO_API`). Returns 0 or -errno.
-static inline int uffd_enable_unmap_events(int fd) {
+/// Asks for the unmap, remove and remap events (`UFFDIO_API`), and with `shared_memory`
+/// for write-protect registration of shared memory and hugetlbfs too (Linux 5.19; some
+/// kernels refuse to watch `memfd` or `MAP_SHARED | MAP_ANONYMOUS` memory without it).
+/// Returns 0 or -errno; after a failure, the descriptor must be closed.
+static inline int uffd_enable_unmap_events(int fd, int shared_memory) {
     struct uffdio_api api = {
         .api = UFFD_API,
         .features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP,
     };
+#ifdef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+    if (shared_memory) api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+#else
+    if (shared_memory) return -EINVAL;
+#endif
     return ioctl(fd, UFFDIO_API, &api) == 0 ? 0 : -errno;
 }
 

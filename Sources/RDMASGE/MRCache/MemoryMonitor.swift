@@ -24,7 +24,9 @@ import Synchronization
 ///
 /// The kernel checks the context's features, not the registration mode, before it sends
 /// these (verified on Linux 6.18; the semantics date from 5.7, when anonymous memory got
-/// write-protect registration). The monitor asks for no other feature.
+/// write-protect registration). The monitor also asks for write-protect registration of
+/// shared memory (`UFFD_FEATURE_WP_HUGETLBFS_SHMEM`, Linux 5.19: `PagePool`'s `memfd`
+/// pages), and for nothing else.
 ///
 /// ## Why a lookup after an unmap never sees the old region
 ///
@@ -101,17 +103,19 @@ final class MemoryMonitor: @unchecked Sendable {
     private let bounds: UnsafeMutablePointer<UInt64>
 
     /// Opens the userfaultfd, user-mode faults only first (what an unprivileged process
-    /// may open since Linux 5.11), then without the flag on kernels that reject it, and
-    /// starts the monitor thread.
+    /// may open since Linux 5.11), then without the flag on kernels that reject it; asks
+    /// for the events, with shared memory first, then without on kernels before 5.19;
+    /// and starts the monitor thread.
     private init?() {
-        var descriptor = uffd_open(1)
-        if descriptor == -EINVAL { descriptor = uffd_open(0) }
-        guard descriptor >= 0 else { return nil }
-        guard uffd_enable_unmap_events(descriptor) == 0 else {
-            close(descriptor)
-            return nil
+        var opened: Int32?
+        for sharedMemory: Int32 in [1, 0] where opened == nil {
+            var descriptor = uffd_open(1)
+            if descriptor == -EINVAL { descriptor = uffd_open(0) }
+            guard descriptor >= 0 else { return nil }
+            if uffd_enable_unmap_events(descriptor, sharedMemory) == 0 { opened = descriptor } else { close(descriptor) }
         }
-        self.descriptor = descriptor
+        guard let opened else { return nil }
+        descriptor = opened
         subscribers = .allocate(capacity: Self.subscriberCapacity)
         for slot in 0..<Self.subscriberCapacity { (subscribers + slot).initialize(to: Atomic(0)) }
         bounds = .allocate(capacity: 2 * Self.batch)
