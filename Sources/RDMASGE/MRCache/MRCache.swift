@@ -14,9 +14,10 @@ import Locking
 /// overlap or touch, so that a buffer used piece by piece ends up as one region. A
 /// lookup that retains (extraction from a user-backed iterator) takes a reference
 /// on the region, released with ``release(lkey:)``; a referenced region is never
-/// evicted. ``invalidate(_:)`` must be called when memory is unmapped or reused: an
-/// idle region there is deregistered at once, one in use is never handed out again
-/// and is deregistered after its last release.
+/// evicted. ``invalidate(_:)`` must be called when memory looked up without a reference
+/// is unmapped or reused (user memory has the monitor, below): an idle region there is
+/// deregistered at once, one in use is never handed out again and is deregistered after
+/// its last release.
 ///
 /// A disabled cache never reuses a region: every lookup registers, and the region is
 /// deregistered when its last reference is released (a region looked up without a
@@ -141,7 +142,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     /// ``release(lkey:)`` gives back.
     ///
     /// A hit usually takes no lock; a miss registers through the protection domain, evicting
-    /// idle regions to stay within ``Limits``.
+    /// idle regions to stay within ``Limits``. Ranges the memory monitor reported gone are
+    /// invalidated first; with `retaining`, a miss has the monitor watch the new region, and
+    /// a region it cannot watch is handed out to this lookup only.
     ///
     /// - Throws: ``RDMAError/zeroLength(address:)``, ``RDMAError/addressOverflow(address:length:)``,
     ///   ``RDMAError/accessDenied(address:lkey:missing:)`` for access the cache does not grant,
