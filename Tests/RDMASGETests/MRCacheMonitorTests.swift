@@ -134,6 +134,20 @@ struct MRCacheMonitorTests {
         #expect(cache.statistics.monitorInvalidations == 1)
     }
 
+    @Test("more unmaps than the monitor's queue holds before a lookup: every region is forgotten")
+    func queueOverflow() throws {
+        let cache = MRCache(domain: verbs.domain)
+        let addresses = try (0..<100).map { _ in try map() }
+        for address in addresses { _ = try lookUp(cache, address) }
+        #expect(cache.regionCount == addresses.count)
+        for address in addresses { munmap(UnsafeMutableRawPointer(bitPattern: address), Self.length) }
+        let fresh = try map()
+        defer { munmap(UnsafeMutableRawPointer(bitPattern: fresh), Self.length) }
+        _ = try lookUp(cache, fresh)
+        #expect(cache.regionCount == 1 && verbs.device.registeredRegionCount == 1)
+        #expect(cache.statistics.monitorInvalidations == addresses.count)
+    }
+
     @Test(".none never reuses user memory and deregisters it at release")
     func unmonitoredMode() throws {
         let cache = MRCache(domain: verbs.domain, monitor: .none)
