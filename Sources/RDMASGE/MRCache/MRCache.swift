@@ -33,7 +33,7 @@ import Locking
 /// memory the monitor cannot watch, and all user memory with ``MRCacheMonitor/none``, is
 /// *unmonitored*: its region is never reused and is deregistered at its last release,
 /// as in a disabled cache. Correctness never depends on the monitor; speed does (see
-/// ``Statistics/unmonitoredRegistrations``). Memory looked up without a reference (the
+/// ``MRCacheStatistics/unmonitoredRegistrations``). Memory looked up without a reference (the
 /// library's own) is reused either way and invalidated by whoever frees it.
 ///
 /// After `fork()`, only the parent may use a cache: the child's memory is not watched.
