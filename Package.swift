@@ -54,7 +54,9 @@ let package = Package(
             name: "IBVerbs",
             dependencies: ["Verbs", "Locking", .target(name: "CVerbs", condition: .when(traits: ["RDMA"]))]
         ),
-        .target(name: "RDMASGE", dependencies: ["IterExtract", "Verbs", "Locking"]),
+        // userfaultfd(2): the MR cache's memory monitor (RDMASGE only).
+        .systemLibrary(name: "CUserfaultfd"),
+        .target(name: "RDMASGE", dependencies: ["IterExtract", "Verbs", "Locking", "CUserfaultfd"]),
         .systemLibrary(
             name: "CVerbs",
             pkgConfig: "libibverbs",

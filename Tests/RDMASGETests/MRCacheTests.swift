@@ -181,7 +181,7 @@ struct MRCacheTests {
         #expect(try cache.resolve(range(page: 0, offset: 5, length: pageSize), access: [], retaining: false).lkey == low.lkey)
         #expect(try cache.resolve(range(page: 1, offset: 5, length: pageSize), access: [], retaining: false).lkey == high.lkey)
         #expect(try cache.resolve(range(page: 1, length: 10), access: [], retaining: false).coverage.contains(range(page: 1, length: 10).address))
-        #expect(cache.statistics == Statistics(hits: 3, misses: 2, registrations: 2))
+        #expect(cache.statistics == Statistics(hits: 3, misses: 2, registrations: 2, monitoredRegistrations: 2))
         let both = try cache.resolve(range(page: 0, length: 3 * pageSize), access: [], retaining: false)
         #expect(both.lkey != low.lkey && both.lkey != high.lkey && cache.statistics.misses == 3)
         cache.release(lkey: low.lkey)
@@ -216,7 +216,8 @@ struct MRCacheTests {
         #expect(Set(lkeys).count == count && cache.regionCount == count)
         for i in 0..<count { #expect(try cache.resolve(page(i), access: [], retaining: false).lkey == lkeys[i]) }
         #expect(cache.statistics == Statistics(hits: 2 * count, misses: count + count / 2, registrations: count + count / 2,
-                                               deregistrations: count / 2, invalidations: count / 2))
+                                               deregistrations: count / 2, invalidations: count / 2,
+                                               monitoredRegistrations: count))
         cache.flush()
         #expect(cache.regionCount == 0 && verbs.device.registeredRegionCount == 0)
     }

@@ -14,13 +14,29 @@ import Locking
 /// overlap or touch, so that a buffer used piece by piece ends up as one region. A
 /// lookup that retains (extraction from a user-backed iterator) takes a reference
 /// on the region, released with ``release(lkey:)``; a referenced region is never
-/// evicted. ``invalidate(_:)`` must be called when memory is unmapped or reused: an
-/// idle region there is deregistered at once, one in use is never handed out again
-/// and is deregistered after its last release.
+/// evicted. ``invalidate(_:)`` must be called when memory looked up without a reference
+/// is unmapped or reused (user memory has the monitor, below): an idle region there is
+/// deregistered at once, one in use is never handed out again and is deregistered after
+/// its last release.
 ///
 /// A disabled cache never reuses a region: every lookup registers, and the region is
 /// deregistered when its last reference is released (a region looked up without a
 /// reference stays until limits, ``flush()`` or ``invalidate(_:)`` remove it).
+///
+/// User memory (lookups that retain) can go away behind the cache's back: `free` trims
+/// the heap, the program unmaps or moves a mapping, or drops its pages with `madvise`,
+/// and new memory may appear at the same address. A region there would pin the old pages
+/// on a real device: stale data, silently. So user memory is reused only while the
+/// process's memory monitor (``MRCacheMonitor/userfaultfd``, see `MemoryMonitor`)
+/// watches it: the monitor invalidates regions whose memory goes away, and no lookup
+/// that starts after the `munmap` (or `madvise`, `mremap`) returned gets them. User
+/// memory the monitor cannot watch, and all user memory with ``MRCacheMonitor/none``, is
+/// *unmonitored*: its region is never reused and is deregistered at its last release,
+/// as in a disabled cache. Correctness never depends on the monitor; speed does (see
+/// ``MRCacheStatistics/unmonitoredRegistrations``). Memory looked up without a reference (the
+/// library's own) is reused either way and invalidated by whoever frees it.
+///
+/// After `fork()`, only the parent may use a cache: the child's memory is not watched.
 ///
 /// A hit and a release usually take no lock and do not allocate. A small table of
 /// recently used regions (`MRCacheLookaside`) leads a hit to the region's state word,
@@ -65,23 +81,40 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     public let limits: Limits
     /// Whether lookups may reuse regions.
     public let isEnabled: Bool
+    /// How the cache learns that user memory went away.
+    public let monitor: MRCacheMonitor
+    /// The process's memory monitor, when this cache is subscribed to it.
+    private let memoryMonitor: MemoryMonitor?
+    /// What the monitor tells this cache (never written when `memoryMonitor` is `nil`).
+    private let inbox: MemoryMonitorInbox
     private let state: LockedValue<MRCacheIndex<Domain.Region>>
     /// The index's lock-free front, held here so that a hit reaches it without the lock.
     private let lookaside: MRCacheLookaside
 
     /// Creates a cache that registers memory in `domain` with `access`, keeping idle
-    /// regions within `limits` (by default ``Limits/recommended``).
-    public init(domain: Domain, access: AccessFlags = .localWrite, limits: Limits = .recommended, isEnabled: Bool = true) {
+    /// regions within `limits` (by default ``Limits/recommended``), reusing user memory
+    /// only while `monitor` watches it.
+    public init(
+        domain: Domain, access: AccessFlags = .localWrite, limits: Limits = .recommended, isEnabled: Bool = true,
+        monitor: MRCacheMonitor = .userfaultfd
+    ) {
         self.domain = domain
         self.access = access
         self.limits = limits
         self.isEnabled = isEnabled
+        self.monitor = monitor
         let index = MRCacheIndex<Domain.Region>(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes)
         lookaside = index.lookaside
         state = LockedValue(index)
+        let inbox = MemoryMonitorInbox()
+        self.inbox = inbox
+        let shared = isEnabled && monitor == .userfaultfd ? MemoryMonitor.shared : nil
+        memoryMonitor = shared?.subscribe(inbox) == true ? shared : nil
     }
 
     deinit {
+        memoryMonitor?.unsubscribe(inbox)
+        inbox.deallocate()
         deregister(state.withLock { $0.allRegions })
         lookaside.deallocate()
     }
@@ -111,7 +144,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     /// ``release(lkey:)`` gives back.
     ///
     /// A hit usually takes no lock; a miss registers through the protection domain, evicting
-    /// idle regions to stay within ``Limits``.
+    /// idle regions to stay within ``Limits``. Ranges the memory monitor reported gone are
+    /// invalidated first; with `retaining`, a miss has the monitor watch the new region, and
+    /// a region it cannot watch is handed out to this lookup only.
     ///
     /// - Throws: ``RDMAError/zeroLength(address:)``, ``RDMAError/addressOverflow(address:length:)``,
     ///   ``RDMAError/accessDenied(address:lkey:missing:)`` for access the cache does not grant,
@@ -123,6 +158,8 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         guard self.access.isSuperset(of: access) else {
             throw .accessDenied(address: range.address, lkey: nil, missing: access.subtracting(self.access))
         }
+        // Memory went away (or the monitor is reading what went away): forget it first.
+        if inbox.hasNews { takeMonitorEvents() }
         var stale: MRCacheRegionRecord?
         if isEnabled {
             switch lookaside.hit(address: range.address, end: range.address &+ UInt(range.length), retaining: retaining) {
@@ -159,6 +196,23 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
 
     // MARK: Internals
 
+    /// Waits until the monitor has posted what it is reading, then invalidates the
+    /// ranges it posted.
+    private func takeMonitorEvents() {
+        inbox.waitWhileBusy()
+        deregister(state.withLock { invalidateMonitored(&$0) })
+    }
+
+    /// Invalidates the ranges the monitor posted (everything, when some were lost to a
+    /// full queue). Under the lock. Returns the regions to deregister.
+    private func invalidateMonitored(_ index: inout MRCacheIndex<Domain.Region>) -> [Domain.Region] {
+        var dropped: [Domain.Region] = []
+        let before = index.counters.invalidations
+        if inbox.drain({ dropped += index.invalidate($0) }) { dropped += index.invalidate(0..<UInt.max) }
+        index.counters.monitorInvalidations += index.counters.invalidations - before
+        return dropped
+    }
+
     /// A miss in the lookaside: looks under the lock, and else registers a page-aligned
     /// region for `range`, absorbing idle reusable regions it overlaps or touches when
     /// the result stays within the device's region size; when that merged registration
@@ -169,14 +223,31 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         defer { deregister(dropped) }
         return try state.withLock { (index) throws(RDMAError) -> KeyResolution in
             if let stale { dropped = index.undoStaleHit(stale, retaining: retaining) }
+            if inbox.hasNews { dropped += invalidateMonitored(&index) }
             if isEnabled, let found = index.hit(range, retaining: retaining) { return found }
             index.counters.misses += 1
+            // Waiting under the lock is safe: the monitor never takes it.
+            if let memoryMonitor {
+                memoryMonitor.catchUp(inbox)
+                if inbox.hasNews { dropped += invalidateMonitored(&index) }
+            }
             let maxSize = UInt(domain.attributes.maxMemoryRegionSize) & ~pageMask
             let start = range.address & ~pageMask
             let (rounded, overflow) = (range.address + UInt(range.length)).addingReportingOverflow(pageMask)
             var end = overflow ? UInt.max & ~pageMask : rounded & ~pageMask
             if end - start > maxSize { end = start + maxSize }
             var (coverage, absorbed) = isEnabled ? index.grown(start..<end, maxSize: maxSize) : (start..<end, [])
+            // User memory is reused only if watched, before it is registered: an unmap from
+            // here on is posted, and drained before any later lookup.
+            // Unwatched, it is never reused: then it absorbs no neighbour either.
+            var isWatched = false
+            if retaining {
+                isWatched = memoryMonitor?.watch(coverage) ?? false
+                if !isWatched, !absorbed.isEmpty {
+                    (coverage, absorbed) = (start..<end, [])
+                    isWatched = memoryMonitor?.watch(coverage) ?? false
+                }
+            }
             let region: Domain.Region
             do throws(VerbsError) {
                 region = try register(coverage)
@@ -187,8 +258,10 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
                 (coverage, absorbed) = (start..<end, [])
                 do throws(VerbsError) { region = try register(coverage) } catch { throw .registrationFailed(error) }
             }
+            if isWatched { index.counters.monitoredRegistrations += 1 }
+            if isEnabled, retaining, !isWatched { index.counters.unmonitoredRegistrations += 1 }
             let added = index.add(region, lkey: region.lkey, coverage: coverage, retaining: retaining,
-                                  isReusable: isEnabled, absorbing: absorbed, lookedUp: range.address)
+                                  isReusable: isEnabled && (isWatched || !retaining), absorbing: absorbed, lookedUp: range.address)
             // Not `+=`, which allocates even when both are empty.
             if dropped.isEmpty { dropped = added } else { dropped += added }
             return KeyResolution(lkey: region.lkey, coverage: coverage)
