@@ -53,7 +53,7 @@ import Locking
 /// unchanged over `SoftVerbs` and libibverbs. Mirrors the registration caches of RDMA
 /// middleware (UCX `rcache`, libfabric MR cache); the kernel has no equivalent
 /// because it uses one `local_dma_lkey`.
-public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Sendable {
+public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver, @unchecked Sendable {
     /// How much idle memory the cache keeps registered.
     public struct Limits: Hashable, Sendable {
         /// The most regions registered at once (regions in use may exceed it).
@@ -110,9 +110,11 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         self.inbox = inbox
         let shared = isEnabled && monitor == .userfaultfd ? MemoryMonitor.shared : nil
         memoryMonitor = shared?.subscribe(inbox) == true ? shared : nil
+        UnmapNotifications.addObserver(self)
     }
 
     deinit {
+        UnmapNotifications.removeObserver(self)
         memoryMonitor?.unsubscribe(inbox)
         inbox.deallocate()
         deregister(state.withLock { $0.allRegions })
@@ -187,6 +189,13 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
         guard range.length > 0 else { return }
         let (end, wraps) = range.address.addingReportingOverflow(UInt(range.length))
         deregister(state.withLock { $0.invalidate(range.address..<(wraps ? .max : end)) })
+    }
+
+    /// Invalidates `addresses`: memory the library owns (a `PagePool`, a
+    /// `VirtualMapping`) is about to be unmapped. Every cache hears of it through
+    /// `UnmapNotifications`, monitor or not.
+    public func addressesWillUnmap(_ addresses: Range<UInt>) {
+        deregister(state.withLock { $0.invalidate(addresses) })
     }
 
     /// Deregisters every idle region.
