@@ -64,9 +64,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
     public let limits: Limits
     /// Whether lookups may reuse regions.
     public let isEnabled: Bool
-    private let state: LockedValue<MRCacheIndex<Domain.Region>>
+    let state: LockedValue<MRCacheIndex<Domain.Region>>
     /// The index's lock-free front, held here so that a hit reaches it without the lock.
-    private let lookaside: MRCacheLookaside
+    let lookaside: MRCacheLookaside
 
     /// Creates a cache that registers memory in `domain` with `access`.
     public init(domain: Domain, access: AccessFlags = .localWrite, limits: Limits = Limits(), isEnabled: Bool = true) {
@@ -200,7 +200,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, @unchecked Se
 
     /// Deregisters regions the cache dropped, outside the lock. A region the backend
     /// refuses to deregister is forgotten all the same: the cache never hands it out again.
-    private func deregister(_ regions: [Domain.Region]) {
+    func deregister(_ regions: [Domain.Region]) {
         for region in regions { try? region.deregister() }
     }
 }
