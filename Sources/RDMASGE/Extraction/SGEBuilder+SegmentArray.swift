@@ -80,7 +80,7 @@ extension SGEBuilder {
 
     /// Takes segments from `position` on for as long as each lies inside the
     /// remembered region and either grows the open SGE or opens one for which there is
-    /// room (the resolver counting nothing). Writes closed SGEs straight into
+    /// room (the resolver counting nothing, or batching). Writes closed SGEs straight into
     /// `buffer`, whose first `initialized` elements are set, keeping the loop's state
     /// in registers: per segment a handful of compares and, when an SGE closes, one
     /// store. Leaves `position` at the first piece it did not take (empty segments

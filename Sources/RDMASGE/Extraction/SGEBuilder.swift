@@ -70,7 +70,7 @@ struct SGEBuilder<Keys: KeyResolver> {
     @inlinable var open: SGE { SGE(address: UInt64(openAddress), length: UInt32(truncatingIfNeeded: openLength), lkey: openKey) }
 
     /// Describes all of `range` without asking the resolver, when it can: the range
-    /// lies inside the remembered region of a resolver that counts nothing, and it
+    /// lies inside the remembered region of a resolver that counts nothing or batches, and it
     /// either grows the open SGE or opens one for which there is room. Returns whether
     /// it did; when not, ``append(_:to:)`` handles the range.
     @inlinable
