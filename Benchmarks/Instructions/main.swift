@@ -5,10 +5,11 @@ import Glibc
 import IterExtract
 import RDMASGE
 import ScatterList
+import SoftVerbs
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let iterations = Int(arguments[3]) else {
-    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: pages sg sg-merged sg-two-step sge sge-two-step none)")
+    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: pages sg sg-merged sg-two-step sge sge-mrcache sge-two-step none)")
     exit(2)
 }
 let path = arguments[1]
@@ -42,6 +43,14 @@ sges.reserveCapacity(1024)
 var pages: [Page] = []
 pages.reserveCapacity(256)
 let keys = SingleKeyResolver(lkey: 7, coverage: pool.addressRange, access: [.localWrite, .remoteRead])
+// An MR cache over SoftVerbs, warmed by one extraction: setup, so every path (`none` too) makes it.
+let device = SoftVerbs()
+let cache = MRCache(domain: try device.allocateProtectionDomain(), access: [.localWrite, .remoteRead])
+do {
+    var iterator = prototype
+    _ = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: cache, ledger: ledger)
+    iterator.release(extractedSGEs: sges, keys: cache, ledger: ledger)
+}
 for _ in 0..<iterations {
     var iterator = prototype
     while iterator.count > 0 {
@@ -64,6 +73,10 @@ for _ in 0..<iterations {
             sges.removeAll(keepingCapacity: true)
             bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: keys, ledger: ledger)
             iterator.release(extractedSGEs: sges, keys: keys, ledger: ledger)
+        case "sge-mrcache":
+            sges.removeAll(keepingCapacity: true)
+            bytes = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: cache, ledger: ledger)
+            iterator.release(extractedSGEs: sges, keys: cache, ledger: ledger)
         default:
             bytes = iterator.count
             iterator.advance(bytes)

@@ -7,16 +7,27 @@ import Testing
 
 /// A region table that counts its lookups and, when `retainsRegions`, the references
 /// they take, as an MR cache does: extraction must then ask it for every SGE and
-/// release exactly what it took.
+/// release exactly what it took. With `retainsInBatches` it takes references in
+/// batches too, and extraction asks it once per region.
 final class CountingResolver: KeyResolver, @unchecked Sendable {
     let table: RegionTable
     let retainsRegions: Bool
+    let retainsInBatches: Bool
     let references = Mutex([UInt32: Int]())
     let lookups = Atomic(0)
 
-    init(_ table: RegionTable, retainsRegions: Bool = true) {
+    init(_ table: RegionTable, retainsRegions: Bool = true, retainsInBatches: Bool = false) {
         self.table = table
         self.retainsRegions = retainsRegions
+        self.retainsInBatches = retainsInBatches
+    }
+
+    func retain(lkey: UInt32, count: Int) {
+        precondition(retainsRegions && retainsInBatches, "extraction batched references on a resolver that does not batch")
+        references.withLock { references in
+            precondition(references[lkey, default: 0] > 0, "retained lkey \(lkey) without holding a reference")
+            references[lkey]! += count
+        }
     }
 
     func resolve(_ range: MemoryRange, access: AccessFlags, retaining: Bool) throws(RDMAError) -> KeyResolution {
@@ -67,10 +78,10 @@ struct ExtractionCapacityTests {
         }
     }
 
-    @Test("a counting resolver is asked per SGE and gets every reference back", arguments: WholeBuffer.kinds)
-    func countingResolver(kind: IOIteratorKind) throws {
+    @Test("a counting resolver, batching or not, gets one reference per SGE and every one back", arguments: WholeBuffer.kinds, [false, true])
+    func countingResolver(kind: IOIteratorKind, batches: Bool) throws {
         let whole = WholeBuffer()
-        let keys = CountingResolver(try Self.manyRegions(whole))
+        let keys = CountingResolver(try Self.manyRegions(whole), retainsInBatches: batches)
         let expected = expectedSGEs(remainingRanges(whole.iterator(kind, .source)), regions: keys.table)
         for capacity in [0, 5, expected.count] {
             var iterator = whole.iterator(kind, .source)
@@ -90,21 +101,25 @@ struct ExtractionCapacityTests {
         let table = regionTable(over: memory.address..<memory.address + UInt(64 * pageSize), cuts: [32])
         let counting = CountingResolver(table)
         let uncounted = CountingResolver(table, retainsRegions: false)
+        let batching = CountingResolver(table, retainsInBatches: true)
         // 200 separate 100-byte segments, 1 KiB apart: 200 SGEs in two regions.
         let segments = (0..<200).map { iovec(iov_base: UnsafeMutableRawPointer(bitPattern: memory.address + UInt($0 * 1024)), iov_len: 100) }
         try segments.withUnsafeBufferPointer { segments throws in
             var results: [[SGE]] = []
-            for keys in [counting, uncounted] {
+            for keys in [counting, uncounted, batching] {
                 var iterator = try IOIterator(kvecs: segments, direction: .source)
                 var sges: [SGE] = []
                 _ = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1000, keys: keys)
+                #expect(keys.held == (keys.retainsRegions ? 200 : 0), "one reference per SGE")
                 iterator.release(extractedSGEs: sges, keys: keys)
+                #expect(keys.held == 0)
                 results.append(sges)
             }
-            #expect(results[0].count == 200 && results[0] == results[1])
+            #expect(results[0].count == 200 && results[0] == results[1] && results[0] == results[2])
             #expect(results[0].map(\.lkey) == Array(repeating: 1, count: 128) + Array(repeating: 2, count: 72))
             #expect(counting.lookups.load(ordering: .relaxed) == 200, "a counting resolver is asked for every SGE")
             #expect(uncounted.lookups.load(ordering: .relaxed) == 2, "one lookup per region")
+            #expect(batching.lookups.load(ordering: .relaxed) == 2, "a batching resolver too")
         }
     }
 
@@ -118,7 +133,8 @@ struct ExtractionCapacityTests {
         where region.coverage.upperBound != whole.mappingRange.upperBound && region.coverage.upperBound != whole.poolRange.upperBound {
             try table.insert(region)
         }
-        for keys in [CountingResolver(table), CountingResolver(table, retainsRegions: false)] {
+        for keys in [CountingResolver(table), CountingResolver(table, retainsRegions: false),
+                     CountingResolver(table, retainsInBatches: true)] {
             var iterator = whole.iterator(kind, .source)
             let before = remainingRanges(iterator)
             let ledger = PinLedger(mode: .exact)

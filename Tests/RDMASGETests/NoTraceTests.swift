@@ -1,6 +1,7 @@
 import Glibc
 import IterExtract
 import RDMASGE
+import SoftVerbs
 import TestKit
 import Testing
 
@@ -79,7 +80,11 @@ struct NoTraceTests {
 
     @Test("the pin limit, with MR-cache references taken first")
     func pinLimit() throws {
-        let verbs = try VerbsPair()
+        // Regions of at most one segment: a lookup would otherwise register all the
+        // segments whose pages touch as one region, and the call take one reference.
+        var attributes = SoftVerbs.defaultAttributes
+        attributes.maxMemoryRegionSize = WholeBuffer.segmentSize
+        let verbs = try VerbsPair(attributes: attributes)
         let whole = WholeBuffer()
         let cache = MRCache(domain: verbs.domain)
         let ledger = PinLedger(mode: .exact, limit: 100)

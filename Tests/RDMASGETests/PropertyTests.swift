@@ -77,6 +77,40 @@ struct PropertyTests {
         }
     }
 
+    @Test("through an MR cache, every SGE holds one reference on a region that covers it", arguments: RandomIterator.kinds)
+    func cacheReferences(kind: IOIteratorKind) throws {
+        let verbs = try VerbsPair(connect: false)
+        for seed in UInt64(200)...230 {
+            let fixture = RandomIterator(kind: kind, direction: seed % 2 == 0 ? .source : .destination, seed: seed)
+            let cache = MRCache(domain: verbs.domain, limits: .init(maxRegions: fixture.next(in: 0...8)))
+            let ledger = PinLedger(mode: .exact)
+            var iterator = fixture.makeIterator()
+            var model = fixture.model
+            // The previous call's SGEs stay held through the next call, so that lookups meet regions in use.
+            var held: [SGE] = []
+            while iterator.count > 0 {
+                var sges: [SGE] = []
+                let maxSGEs = fixture.next(in: 1...6)
+                let bytes = try iterator.extract(maxSize: fixture.next(in: 1...40_000), into: &sges, maxSGEs: maxSGEs,
+                                                 keys: cache, ledger: ledger)
+                let ranges = sges.map { MemoryRange(address: UInt($0.address), length: Int($0.length)) }
+                #expect(bytes > 0 && sges.count <= maxSGEs && coalesced(ranges) == model.nextRanges(bytes), "\(fixture)")
+                #expect(cache.referenceCount == held.count + sges.count, "\(fixture)")
+                for sge in sges {
+                    let coverage = cache.coverage(lkey: sge.lkey)
+                    #expect(coverage.map { $0.contains(UInt(sge.address)) && UInt(sge.address) + UInt(sge.length) <= $0.upperBound } == true,
+                            "\(fixture): \(sge) in \(String(describing: coverage))")
+                    #expect(cache.references(lkey: sge.lkey) == (held + sges).count(where: { $0.lkey == sge.lkey }), "\(fixture)")
+                }
+                iterator.release(extractedSGEs: held, keys: cache, ledger: ledger)
+                held = sges
+                model.advance(bytes)
+            }
+            iterator.release(extractedSGEs: held, keys: cache, ledger: ledger)
+            #expect(cache.referenceCount == 0 && ledger.isEmpty, "\(fixture)")
+        }
+    }
+
     @Test("under one key, SGEs are the coalesced ranges: never more than the kernel's", arguments: RandomIterator.kinds)
     func singleKeyCount(kind: IOIteratorKind) throws {
         for seed in UInt64(100)...140 {

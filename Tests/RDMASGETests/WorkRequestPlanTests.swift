@@ -1,6 +1,7 @@
 import Glibc
 import IterExtract
 import RDMASGE
+import SoftVerbs
 import TestKit
 import Testing
 
@@ -77,7 +78,10 @@ struct WorkRequestPlanTests {
 
     @Test("a failure in a later request leaves no trace of the earlier ones")
     func noTrace() throws {
-        let verbs = try VerbsPair(connect: false)
+        // Regions of at most one segment, so that each request registers its own.
+        var attributes = SoftVerbs.defaultAttributes
+        attributes.maxMemoryRegionSize = WholeBuffer.segmentSize
+        let verbs = try VerbsPair(attributes: attributes, connect: false)
         let whole = WholeBuffer()
         let cache = MRCache(domain: verbs.domain)
         let ledger = PinLedger(mode: .exact)

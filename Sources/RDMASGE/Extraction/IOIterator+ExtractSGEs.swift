@@ -22,7 +22,10 @@ extension IOIterator {
     /// Every SGE also holds one reference on its region in `keys`, for every kind: a
     /// resolver that registers on demand (``MRCache``) must not evict or absorb a
     /// region while requests name its lkey. ``SingleKeyResolver`` and ``RegionTable``
-    /// count nothing, so with them non-user kinds take nothing at all. Give everything
+    /// count nothing, so with them non-user kinds take nothing at all. An MR cache is
+    /// asked once per region (it takes the references of a region's SGEs in one step,
+    /// ``KeyResolver/retainsInBatches``), and a lookup asks it to cover the segments
+    /// that follow as far as their pages touch. Give everything
     /// back once the requests have completed, with
     /// ``release(extractedSGEs:keys:ledger:)`` or by releasing the ``WorkRequestPlan``
     /// the SGEs belong to.

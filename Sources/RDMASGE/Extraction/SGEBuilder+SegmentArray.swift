@@ -9,8 +9,11 @@ extension SGEBuilder {
     /// This is the loop the kernel writes by hand over an `iovec` array. Runs of
     /// segments that the remembered region covers go through
     /// ``appendInPlace(_:at:limit:into:initialized:)``, straight into the output's
-    /// memory; a segment it cannot take goes through ``append(_:to:)``. No segment
-    /// wraps the address space: making the iterator checked that.
+    /// memory; a segment it cannot take goes through ``append(_:to:)``, which asks a
+    /// batching resolver to cover the segments that follow as well when their pages
+    /// touch (``lookahead(_:after:from:to:budget:)``), so that an MR cache registers one
+    /// region for them on a miss rather than one per segment. No segment wraps the
+    /// address space: making the iterator checked that.
     @inlinable @inline(__always)
     mutating func appendSegments<Segment: SegmentElement>(
         _ segments: UnsafeBufferPointer<Segment>, offset: Int, limit: Int,
@@ -29,6 +32,11 @@ extension SGEBuilder {
             let address = segment.address &+ UInt(position.offset)
             // Holds since the iterator was made; stating it lets the compiler shorten `append`.
             precondition(!address.addingReportingOverflow(UInt(piece)).overflow, "a segment wraps the address space")
+            let covered = address >= coverageStart && address &+ UInt(piece) <= coverageEnd
+            lookaheadEnd = countsReferences && reusesResolutions && !covered
+                ? Self.lookahead(segments, after: position.index, from: address, to: address &+ UInt(piece),
+                                 budget: limit &- position.bytes &- piece)
+                : 0
             let taken = try append(MemoryRange(address: address, length: piece), to: &output)
             position.bytes &+= taken
             if taken < rest {
@@ -41,9 +49,38 @@ extension SGEBuilder {
         return position
     }
 
+    /// The most segments ``lookahead(_:after:from:to:budget:)`` looks at: a lookup then
+    /// serves at least this many pieces, and a failed one wastes at most this much scanning.
+    @inlinable static var lookaheadSegments: Int { 256 }
+
+    /// The end of the run of memory that the segments after `index` extend `start..<end`
+    /// to, for as long as each starts at or after `start` and its first page touches or
+    /// overlaps the run's last page (so the run's pages are exactly the pages its pieces
+    /// occupy: no page between them that no piece touches), within `budget` more bytes
+    /// and ``lookaheadSegments`` segments.
+    @inlinable
+    static func lookahead<Segment: SegmentElement>(
+        _ segments: UnsafeBufferPointer<Segment>, after index: Int, from start: UInt, to end: UInt, budget: Int
+    ) -> UInt {
+        var end = end
+        var budget = budget
+        var next = index &+ 1
+        let last = Swift.min(segments.count, next &+ lookaheadSegments)
+        while next < last, budget > 0 {
+            let range = segments[next].segmentRange
+            next &+= 1
+            if range.length == 0 { continue }
+            guard range.address >= start, range.address &>> pageShift <= ((end &- 1) &>> pageShift) &+ 1 else { break }
+            let length = Swift.min(range.length, budget)
+            end = Swift.max(end, range.address &+ UInt(length))
+            budget &-= length
+        }
+        return end
+    }
+
     /// Takes segments from `position` on for as long as each lies inside the
     /// remembered region and either grows the open SGE or opens one for which there is
-    /// room (the resolver counting nothing). Writes closed SGEs straight into
+    /// room (the resolver counting nothing, or batching). Writes closed SGEs straight into
     /// `buffer`, whose first `initialized` elements are set, keeping the loop's state
     /// in registers: per segment a handful of compares and, when an SGE closes, one
     /// store. Leaves `position` at the first piece it did not take (empty segments

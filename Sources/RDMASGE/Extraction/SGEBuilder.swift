@@ -6,18 +6,32 @@ import IterExtract
 /// The open (last) SGE stays in the builder, as plain scalars, until a piece that
 /// cannot join it arrives, so that growing it costs no memory access; it is written
 /// when the next SGE opens or the extraction finishes. A resolver that does not
-/// count references is asked once per region: later pieces inside the region's
-/// coverage reuse its answer.
+/// count references, or takes them in batches (``KeyResolver/retainsInBatches``), is
+/// asked once per region: later pieces inside the region's coverage reuse its answer.
+/// For a batching resolver the builder counts the SGEs opened on a reused answer and
+/// takes their references in one ``KeyResolver/retain(lkey:count:)`` when the region
+/// changes or a round of extraction ends (``settleReferences()``), so that every SGE
+/// holds exactly one reference, as if each had been looked up.
 @usableFromInline
 struct SGEBuilder<Keys: KeyResolver> {
     @usableFromInline let keys: Keys
     @usableFromInline let access: AccessFlags
     /// The most SGEs the extraction may produce.
     @usableFromInline let maxSGEs: Int
-    /// Whether an answer may serve later pieces in its coverage (the resolver counts nothing).
+    /// Whether an answer may serve later pieces in its coverage (the resolver counts
+    /// nothing, or takes references in batches).
     @usableFromInline let reusesResolutions: Bool
+    /// Whether lookups take references (the resolver counts, in batches or not).
+    @usableFromInline let countsReferences: Bool
     /// SGEs opened so far, the open one included.
     @usableFromInline var opened = 0
+    /// The SGEs opened so far that hold a region reference (of a counting resolver): the
+    /// rest, `opened - referenced`, are the latest ones, opened on the remembered answer.
+    @usableFromInline var referenced = 0
+    /// Where the next lookup would like its region to end, when the pieces that follow
+    /// touch the current one's pages (a batching resolver registers that much on a
+    /// miss); 0 when unknown. Set by ``appendSegments(_:offset:limit:to:)``.
+    @usableFromInline var lookaheadEnd: UInt = 0
     /// Whether an SGE is open and not yet written.
     @usableFromInline var isOpen = false
     /// The open SGE: its address, length and key.
@@ -38,14 +52,25 @@ struct SGEBuilder<Keys: KeyResolver> {
         self.keys = keys
         self.access = access
         self.maxSGEs = maxSGEs
-        reusesResolutions = !keys.retainsRegions
+        countsReferences = keys.retainsRegions
+        reusesResolutions = !countsReferences || keys.retainsInBatches
+    }
+
+    /// Takes the references of the SGEs opened on the remembered answer since its lookup
+    /// (or the last settlement), in one call on a batching resolver.
+    @inlinable
+    mutating func settleReferences() {
+        let pending = opened &- referenced
+        guard countsReferences, pending > 0 else { return }
+        keys.retain(lkey: lkey, count: pending)
+        referenced = opened
     }
 
     /// The open SGE.
     @inlinable var open: SGE { SGE(address: UInt64(openAddress), length: UInt32(truncatingIfNeeded: openLength), lkey: openKey) }
 
     /// Describes all of `range` without asking the resolver, when it can: the range
-    /// lies inside the remembered region of a resolver that counts nothing, and it
+    /// lies inside the remembered region of a resolver that counts nothing or batches, and it
     /// either grows the open SGE or opens one for which there is room. Returns whether
     /// it did; when not, ``append(_:to:)`` handles the range.
     @inlinable
@@ -99,10 +124,15 @@ struct SGEBuilder<Keys: KeyResolver> {
                 break
             }
             let resolution: KeyResolution
+            // Whether the answer is a new lookup's, holding a reference of a counting resolver.
+            let looked: Bool
             if reusesResolutions, address >= coverageStart, address < coverageEnd {
                 resolution = KeyResolution(lkey: lkey, coverage: coverageStart..<coverageEnd)
+                looked = false
             } else {
-                resolution = try keys.resolve(MemoryRange(address: address, length: left), access: access, retaining: true)
+                let wanted = lookaheadEnd > address &+ UInt(left) ? Int(lookaheadEnd &- address) : left
+                resolution = try keys.resolve(MemoryRange(address: address, length: wanted), access: access, retaining: true)
+                looked = true
                 if contiguous, openKey == resolution.lkey {
                     // The next region has the same key: one SGE, one reference.
                     keys.release(lkey: resolution.lkey)
@@ -114,10 +144,11 @@ struct SGEBuilder<Keys: KeyResolver> {
             if full || (isOpen && output.isFull) {
                 // Contiguous, but under another key: drop the answer; the open SGE's
                 // region stays the one remembered.
-                if !reusesResolutions { keys.release(lkey: resolution.lkey) }
+                if looked { keys.release(lkey: resolution.lkey) }
                 needsRoom = !full
                 break
             }
+            if resolution.lkey != lkey { settleReferences() }
             lkey = resolution.lkey
             coverageStart = resolution.coverage.lowerBound
             coverageEnd = resolution.coverage.upperBound
@@ -127,6 +158,7 @@ struct SGEBuilder<Keys: KeyResolver> {
             openLength = length
             openKey = lkey
             opened &+= 1
+            if looked { referenced &+= 1 }
             isOpen = true
             address &+= UInt(length)
             left &-= length

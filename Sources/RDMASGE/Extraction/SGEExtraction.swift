@@ -7,7 +7,8 @@ import IterExtract
 extension SGEBuilder {
     /// Describes up to `limit` bytes from `cursor` into `output`, stopping at the
     /// limit, the end, the most SGEs, or a full output (then ``needsRoom`` is set and
-    /// the open SGE stays open for the next output). Returns the bytes described.
+    /// the open SGE stays open for the next output). Returns the bytes described, with
+    /// the region references of every SGE opened taken (``settleReferences()``).
     /// One dispatcher, one helper per kind.
     @inlinable
     mutating func fill(_ output: inout OutputSpan<SGE>, from cursor: inout ExtractionCursor, limit: Int) throws(RDMAError) -> Int {
@@ -24,6 +25,7 @@ extension SGEBuilder {
             preconditionFailure("extractionLimit refuses PIPE and DISCARD")
         }
         if !needsRoom { close(into: &output) }
+        settleReferences()
         return bytes
     }
 
@@ -53,11 +55,12 @@ extension SGEBuilder {
         }
     }
 
-    /// Gives back the region references taken for the SGEs `written` and the open one:
-    /// the extraction failed.
+    /// Gives back the region references of the SGEs `written` and the open one, first
+    /// taking those not yet taken: the extraction failed.
     @inlinable
-    func releaseReferences<C: Collection<SGE>>(written: C) {
-        for sge in written { keys.release(lkey: sge.lkey) }
-        if isOpen { keys.release(lkey: openKey) }
+    mutating func releaseReferences<C: Collection<SGE>>(written: C) {
+        settleReferences()
+        keys.releaseReferences(of: written)
+        if isOpen, countsReferences { keys.release(lkey: openKey) }
     }
 }

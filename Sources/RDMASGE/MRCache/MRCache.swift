@@ -87,9 +87,9 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
     private let memoryMonitor: MemoryMonitor?
     /// What the monitor tells this cache (never written when `memoryMonitor` is `nil`).
     private let inbox: MemoryMonitorInbox
-    private let state: LockedValue<MRCacheIndex<Domain.Region>>
+    let state: LockedValue<MRCacheIndex<Domain.Region>>
     /// The index's lock-free front, held here so that a hit reaches it without the lock.
-    private let lookaside: MRCacheLookaside
+    let lookaside: MRCacheLookaside
 
     /// Creates a cache that registers memory in `domain` with `access`, keeping idle
     /// regions within `limits` (by default ``Limits/recommended``), reusing user memory
@@ -284,7 +284,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
 
     /// Deregisters regions the cache dropped, outside the lock. A region the backend
     /// refuses to deregister is forgotten all the same: the cache never hands it out again.
-    private func deregister(_ regions: [Domain.Region]) {
+    func deregister(_ regions: [Domain.Region]) {
         for region in regions { try? region.deregister() }
     }
 }

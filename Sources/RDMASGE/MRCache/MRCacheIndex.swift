@@ -72,16 +72,25 @@ struct MRCacheIndex<Region: AnyObject> {
         return nil
     }
 
-    /// Releases one reference on the region with `lkey`. Returns the regions to
+    /// Releases `count` references on the region with `lkey`. Returns the regions to
     /// deregister: this one when it went idle and may not be reused, or idle ones
     /// evicted when it went idle over the limits.
-    private mutating func release(lkey: UInt32) -> [Region] {
+    private mutating func release(lkey: UInt32, count: Int) -> [Region] {
         guard let slot = keys.slot(of: lkey) else {
             preconditionFailure("released lkey 0x\(String(lkey, radix: 16)), which holds no reference in this cache")
         }
         let record = records[slot]
         record.stamp(lookaside.tick())
-        return settle(slot, record.release(lkey: lkey))
+        return settle(slot, record.release(lkey: lkey, count: count))
+    }
+
+    /// Takes `count` more references on the region with `lkey`, on which the caller
+    /// holds one (the lookaside could not find the lkey without the lock).
+    func retain(lkey: UInt32, count: Int) {
+        guard let slot = keys.slot(of: lkey) else {
+            preconditionFailure("retained lkey 0x\(String(lkey, radix: 16)), which holds no reference in this cache")
+        }
+        records[slot].takeReference(lkey: lkey, count: count)
     }
 
     /// Takes back a hit the lookaside counted on `record` while its entry changed: the
@@ -96,13 +105,14 @@ struct MRCacheIndex<Region: AnyObject> {
         return settle(slot, record.release(lkey: slots[slot].lkey))
     }
 
-    /// Finishes a release of `lkey` the lookaside could not settle alone: releases it
-    /// here when the lkey was not in the lookaside, removes the region its last release
-    /// closed, or evicts when it went idle over the limits. Returns the regions to deregister.
-    mutating func finish(_ release: MRCacheLookaside.Release, lkey: UInt32) -> [Region] {
+    /// Finishes a release of `count` references on `lkey` the lookaside could not settle
+    /// alone: releases them here when the lkey was not in the lookaside, removes the
+    /// region its last release closed, or evicts when it went idle over the limits.
+    /// Returns the regions to deregister.
+    mutating func finish(_ release: MRCacheLookaside.Release, lkey: UInt32, count: Int = 1) -> [Region] {
         switch release {
         case .released: []
-        case .absent: self.release(lkey: lkey)
+        case .absent: self.release(lkey: lkey, count: count)
         case .closed(let slot): [remove(slot)]
         case .idleOverLimits: evictOverLimits(sparing: nil)
         }

@@ -130,16 +130,26 @@ struct MRCacheLookaside: @unchecked Sendable {
         return .found(KeyResolution(lkey: lkey, coverage: start..<regionEnd))
     }
 
-    /// Releases one reference on the region with `lkey`.
+    /// Releases `count` references on the region with `lkey`.
     @inline(__always)
-    func release(lkey: UInt32) -> Release {
+    func release(lkey: UInt32, count: Int = 1) -> Release {
         guard let (slot, record) = keys.entry(of: lkey) else { return .absent }
         // Stamped while the reference is still held, so the stamp lands on this region.
         record.stamp(words[Self.clock].load(ordering: .relaxed) &+ 1)
-        let release = record.release(lkey: lkey)
+        let release = record.release(lkey: lkey, count: count)
         if release.closed { return .closed(slot: slot) }
         if release.wentIdle && words[Self.overLimits].load(ordering: .sequentiallyConsistent) != 0 { return .idleOverLimits }
         return .released
+    }
+
+    /// Takes `count` more references on the region with `lkey`, on which the caller
+    /// holds one (so the region stays, and the lkey names no other). Returns `false`
+    /// when the lkey was not found (it was being moved): take them under the lock.
+    @inline(__always)
+    func retain(lkey: UInt32, count: Int) -> Bool {
+        guard let (_, record) = keys.entry(of: lkey) else { return false }
+        record.takeReference(lkey: lkey, count: count)
+        return true
     }
 
     // MARK: Under the cache's lock

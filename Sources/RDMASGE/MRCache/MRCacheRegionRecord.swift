@@ -118,22 +118,23 @@ struct MRCacheRegionRecord {
         return false
     }
 
-    /// Releases one reference of a region with `lkey`; the last reference on a retired
-    /// region also closes it. Sequentially consistent, like the cache's over-limits
-    /// flag, so that a region going idle while a writer evicts is seen by one of the two.
+    /// Releases `count` references of a region with `lkey`; the last reference on a
+    /// retired region also closes it. Sequentially consistent, like the cache's
+    /// over-limits flag, so that a region going idle while a writer evicts is seen by
+    /// one of the two.
     @inline(__always)
-    func release(lkey: UInt32) -> Release {
+    func release(lkey: UInt32, count: Int = 1) -> Release {
         var current = words[0].load(ordering: .relaxed)
         while true {
             let state = State(rawValue: current)
-            guard state.references > 0, !state.isClosed else {
-                preconditionFailure("released lkey 0x\(String(lkey, radix: 16)), which holds no reference in this cache")
+            guard state.references >= count, count > 0, !state.isClosed else {
+                preconditionFailure("released lkey 0x\(String(lkey, radix: 16)) \(count) times, more than it holds references in this cache")
             }
-            let closes = state.references == 1 && state.isRetired
-            let desired = (current &- 1) | (closes ? State.closedBit : 0)
+            let closes = state.references == count && state.isRetired
+            let desired = (current &- UInt64(count)) | (closes ? State.closedBit : 0)
             let (exchanged, original) = words[0].weakCompareExchange(
                 expected: current, desired: desired, ordering: .sequentiallyConsistent)
-            if exchanged { return Release(wentIdle: state.references == 1, closed: closes) }
+            if exchanged { return Release(wentIdle: state.references == count, closed: closes) }
             current = original
         }
     }
@@ -146,11 +147,14 @@ struct MRCacheRegionRecord {
         words[0].store(State(references: references, isRetired: isRetired).rawValue, ordering: .releasing)
     }
 
-    /// Takes a reference found under the lock (the region is reusable, so nothing else
-    /// may close or retire it meanwhile).
-    func takeReference(lkey: UInt32) {
-        let original = words[0].wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
-        precondition(UInt32(truncatingIfNeeded: original) < .max, "too many references on lkey 0x\(String(lkey, radix: 16))")
+    /// Takes `count` references: under the lock on a region found there (it is
+    /// reusable, so nothing else may close or retire it meanwhile), or, with or without
+    /// the lock, on a region the caller holds a reference on (so it cannot be closed).
+    @inline(__always)
+    func takeReference(lkey: UInt32, count: Int = 1) {
+        let original = words[0].wrappingAdd(UInt64(count), ordering: .acquiringAndReleasing).oldValue
+        precondition(UInt64(UInt32(truncatingIfNeeded: original)) + UInt64(count) <= UInt64(UInt32.max),
+                     "too many references on lkey 0x\(String(lkey, radix: 16))")
     }
 
     /// Moves the hits counted on the record out of it, when lookups without the lock can
