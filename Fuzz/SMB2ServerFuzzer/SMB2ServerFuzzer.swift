@@ -20,7 +20,9 @@ import SoftVerbs
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var input = FuzzInput(UnsafeRawBufferPointer(start: data, count: size))
     let device = SoftVerbs()
-    // After the device: its asynchronous-event descriptor lives as long as it does.
+    // After the device: its asynchronous-event descriptor lives as long as it does; and
+    // after the MR caches' memory monitor, whose descriptor lives as long as the process.
+    _ = memoryMonitorStarted
     let descriptors = openDescriptorCount()
     do {
         let session = ServerSession(device: device)
@@ -31,6 +33,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     check(device.registeredRegionCount == 0, "\(device.registeredRegionCount) regions left after tear-down")
     return 0
 }
+
+/// Starts the process's memory monitor (the first MR cache does), once.
+private let memoryMonitorStarted: Void = {
+    _ = MRCache(domain: try! SoftVerbs().allocateProtectionDomain())
+}()
 
 private func check(_ condition: Bool, _ message: @autoclosure () -> String) {
     if !condition { fatalError(message()) }

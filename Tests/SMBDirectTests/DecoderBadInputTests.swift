@@ -111,6 +111,10 @@ struct DecoderBadInputTests {
     func emptyMessageOffsets() throws {
         let padded = try decodeData(dataMessage(offset: 24, length: 0))
         #expect(padded.dataLength == 0 && padded.payloadRange.isEmpty)
+        var again = [UInt8](repeating: 0xFF, count: padded.encodedSize)
+        again.withUnsafeMutableBytes { _ = padded.encode(into: $0) }
+        #expect(again == Array(dataMessage(offset: 24, length: 0)[..<24]), "it re-encodes as it came")
+        #expect(try decodeData(again) == padded)
         #expect(throws: Never.self) { try decodeData(dataMessage(offset: 0, length: 0, total: 20)) }
         #expect(throws: Never.self) { try decodeData(dataMessage(offset: 64, length: 0)) }
         #expect(throws: SMBDirectDecodingError.misalignedDataOffset(20)) { try decodeData(dataMessage(offset: 20, length: 0)) }

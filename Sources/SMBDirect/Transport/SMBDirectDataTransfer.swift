@@ -84,15 +84,17 @@ public struct SMBDirectDataTransfer: Hashable, Sendable {
     /// The payload's bytes within the message.
     public var payloadRange: Range<Int> { Int(dataOffset)..<Int(dataOffset) + Int(dataLength) }
 
-    /// The bytes the header occupies when encoded: 20, or 24 with a payload (the padding).
-    public var encodedSize: Int { dataLength == 0 ? Self.headerSize : Int(dataOffset) }
+    /// The bytes the header occupies when encoded: 20, or DataOffset (24 for the messages
+    /// this side builds) with a payload, or when a received message without one put
+    /// DataOffset past the header.
+    public var encodedSize: Int { max(Self.headerSize, Int(dataOffset)) }
 
     /// Writes the header, and zeros up to DataOffset, at the start of `buffer`; returns
     /// ``encodedSize``. The payload is the caller's: it follows in the buffer or in
     /// further SGEs of the same send.
     @discardableResult
     public func encode(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        precondition(dataLength == 0 ? dataOffset == 0 : dataOffset % 8 == 0 && dataOffset >= UInt32(Self.headerSize),
+        precondition(dataOffset % 8 == 0 && (dataLength == 0 || dataOffset >= UInt32(Self.headerSize)),
                      "DataOffset \(dataOffset) is not valid for \(dataLength) payload bytes")
         let size = encodedSize
         precondition(buffer.count >= size, "a Data Transfer header needs \(size) bytes")
