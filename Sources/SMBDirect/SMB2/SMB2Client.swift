@@ -165,7 +165,8 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     ///   `data` where it was, when the range written would end past `UInt64.max` or
     ///   ``maxDescriptors`` is outside 1...4,095, and, with `data` just past the bytes
     ///   sent, when `data` reaches a hole (an XARRAY index with no folio: the bytes
-    ///   before it are written, none after); ``SMB2Error/shortWrite(requested:written:)``
+    ///   before it are written, none after); ``SMB2Error/status(_:command:)`` when the
+    ///   server refused a request; ``SMB2Error/shortWrite(requested:written:)``
     ///   when the server wrote less than a request carried, and
     ///   ``SMB2Error/unexpectedResponse(_:)`` when it claims more, answers a request
     ///   not in flight, or grants credits past ``maxCredits`` (the session ends then).
