@@ -26,7 +26,6 @@ import RDMASGE
 /// at once and in order, or, with ``writeScheduling``, as a busy server may answer
 /// them: later, last first, after an interim `STATUS_PENDING` response.
 public final class SMB2Server<Domain: ProtectionDomain> {
-
     /// What the server has done.
     public struct Statistics: Hashable, Sendable {
         /// Requests answered.
