@@ -38,7 +38,7 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Option(help: "Writes of more bytes than this go through the RDMA channel.")
     var inlineThreshold: Int = 4096
 
-    @Option(help: "The most WRITE requests in flight at once (1: one at a time).")
+    @Option(help: "The most WRITE requests in flight at once, 1...1024 (1: one at a time).")
     var depth: Int = 4
 
     @Option(help: "The server's SMB Direct port (ksmbd: 445 on RoCE/InfiniBand, 5445 on iWARP).")
