@@ -33,6 +33,13 @@ extension SMBDirectSend {
         public var rdmaWrites: Int
         public var rdmaBytes: Int
         public var bufferDescriptors: Int
+        /// The most WRITEs allowed in flight, the most that were, and the times a WRITE waited for SMB2 credits.
+        public var depth: Int
+        public var maxRequestsInFlight: Int
+        public var smb2CreditStalls: Int
+        /// Interim `STATUS_PENDING` responses, and responses that overtook an earlier request's.
+        public var interimResponses: Int
+        public var outOfOrderResponses: Int
         /// The server-side path compared byte for byte with the file, if one was given.
         public var verifiedCopy: String?
 
@@ -53,6 +60,7 @@ extension SMBDirectSend {
             messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
             SGEs/message: \(sgesPerMessage / 100).\(sgesPerMessage % 100 < 10 ? "0" : "")\(sgesPerMessage % 100) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
             writes:       \(inlineWrites) inline (\(inlineBytes) bytes), \(rdmaWrites) through the RDMA channel (\(bufferDescriptors) buffer descriptors)
+            in flight:    \(maxRequestsInFlight) requests at most (depth \(depth)), \(smb2CreditStalls) stalls for SMB2 credits, \(interimResponses) interim responses, \(outOfOrderResponses) out of order
             RDMA READ:    \(rdmaBytes) bytes pulled by the server
             credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
             """
@@ -63,8 +71,8 @@ extension SMBDirectSend {
     /// manager (librdmacm): resolves `target.host` (an IPv4 or IPv6 address) to an RDMA
     /// device, connects to `port` with ``RDMAConnection``, negotiates SMB Direct, then runs NEGOTIATE, an
     /// anonymous SESSION_SETUP, TREE_CONNECT, CREATE, the WRITEs (inline up to
-    /// `inlineThreshold` bytes, through the RDMA channel above) and CLOSE, and
-    /// disconnects.
+    /// `inlineThreshold` bytes, through the RDMA channel above, up to `depth` in
+    /// flight) and CLOSE, and disconnects.
     ///
     /// When `verifyPath` names the server's copy on a file system this machine sees
     /// (the server runs on it, or shares it), the copy is compared byte for byte.
@@ -73,6 +81,7 @@ extension SMBDirectSend {
     /// sends (see ``SMBDirectConnection/receivedMessageTap``).
     public static func runOverRDMA(
         file: String, target: SMBDirectSendTarget, port: UInt16 = 445, inlineThreshold: Int = 4096,
+        depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth,
         configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
         receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
@@ -124,7 +133,7 @@ extension SMBDirectSend {
         } catch {
             throw .smb(.transport(error))
         }
-        let client = SMB2Client(connection: connection, inlineThreshold: inlineThreshold)
+        let client = SMB2Client(connection: connection, inlineThreshold: inlineThreshold, depth: depth)
         var elapsed = Duration.zero
         var setup = Duration.zero
         do throws(SMB2Error) {
@@ -158,7 +167,10 @@ extension SMBDirectSend {
             dialect: client.dialect, sessionFlags: client.sessionFlags, limits: connection.limits,
             transport: connection.statistics, inlineWrites: statistics.inlineWrites, inlineBytes: statistics.inlineBytes,
             rdmaWrites: statistics.rdmaWrites, rdmaBytes: statistics.rdmaBytes,
-            bufferDescriptors: statistics.bufferDescriptors, verifiedCopy: verifyPath)
+            bufferDescriptors: statistics.bufferDescriptors, depth: depth,
+            maxRequestsInFlight: statistics.maxRequestsInFlight, smb2CreditStalls: statistics.creditStalls,
+            interimResponses: statistics.interimResponses, outOfOrderResponses: statistics.outOfOrderResponses,
+            verifiedCopy: verifyPath)
     }
 }
 #endif

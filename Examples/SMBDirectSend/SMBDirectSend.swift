@@ -21,8 +21,10 @@ public enum SMBDirectSend {
         public var elapsed: Duration
         /// The client's transport counters: messages, SGEs, credits.
         public var transport: SMBDirectStatistics
-        /// The client's SMB2 counters: inline and RDMA-channel writes.
+        /// The client's SMB2 counters: inline and RDMA-channel writes, requests in flight, credit stalls.
         public var client: SMB2Client<SoftProtectionDomain>.Statistics
+        /// The most WRITEs the client kept in flight.
+        public var depth: Int
         /// The bytes the server pulled by RDMA READ.
         public var serverRDMAReadBytes: Int
         /// Where the server wrote the copy, which was verified byte for byte.
@@ -38,6 +40,7 @@ public enum SMBDirectSend {
             messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
             SGEs/message: \(String(format2: t.sgesPerMessage)) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
             writes:       \(client.inlineWrites) inline (\(client.inlineBytes) bytes), \(client.rdmaWrites) through the RDMA channel (\(client.bufferDescriptors) buffer descriptors)
+            in flight:    \(client.maxRequestsInFlight) requests at most (depth \(depth)), \(client.creditStalls) stalls for SMB2 credits, \(client.interimResponses) interim responses, \(client.outOfOrderResponses) out of order
             RDMA READ:    \(serverRDMAReadBytes) bytes pulled by the server
             credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
             """
@@ -53,10 +56,13 @@ public enum SMBDirectSend {
     }
 
     /// Writes `file` to `target` through the in-process server over SoftVerbs, which
-    /// writes into `serverRoot`, then verifies the copy byte for byte. `progress` is
-    /// called after every WRITE with the bytes written, the total and the time so far.
+    /// writes into `serverRoot`, then verifies the copy byte for byte, with up to
+    /// `depth` WRITEs in flight, the server answering them as `scheduling` says.
+    /// `progress` is called after every WRITE's final response with the bytes written,
+    /// the total and the time so far.
     public static func runInProcess(
         file: String, target: SMBDirectSendTarget, serverRoot: String, inlineThreshold: Int = 4096,
+        depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, scheduling: SMB2WriteScheduling = .immediate,
         configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> Report {
@@ -65,10 +71,12 @@ public enum SMBDirectSend {
         let loopback: SMB2Loopback<SoftVerbs>
         do {
             loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
-                                        client: configuration, server: configuration, inlineThreshold: inlineThreshold)
+                                        client: configuration, server: configuration, inlineThreshold: inlineThreshold,
+                                        depth: depth)
         } catch {
             throw .smb(.transport(error))
         }
+        loopback.server.writeScheduling = scheduling
         let client = loopback.client
         let clock = ContinuousClock()
         var elapsed = Duration.zero
@@ -88,7 +96,7 @@ public enum SMBDirectSend {
         }
         try verify(copyPath, against: source)
         return Report(target: target, bytes: source.size, elapsed: elapsed, transport: client.connection.statistics,
-                      client: client.statistics, serverRDMAReadBytes: loopback.server.statistics.rdmaReadBytes,
+                      client: client.statistics, depth: depth, serverRDMAReadBytes: loopback.server.statistics.rdmaReadBytes,
                       copyPath: copyPath)
     }
 

@@ -38,6 +38,9 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Option(help: "Writes of more bytes than this go through the RDMA channel.")
     var inlineThreshold: Int = 4096
 
+    @Option(help: "The most WRITE requests in flight at once, 1...1024 (1: one at a time).")
+    var depth: Int = 4
+
     @Option(help: "The server's SMB Direct port (ksmbd: 445 on RoCE/InfiniBand, 5445 on iWARP).")
     var port: UInt16 = 445
 
@@ -57,6 +60,7 @@ struct SMBDirectSendCommand: ParsableCommand {
 
     mutating func validate() throws {
         guard inlineThreshold >= 0 else { throw ValidationError("--inline-threshold must not be negative") }
+        guard (1...1024).contains(depth) else { throw ValidationError("--depth must be in 1...1024") }
         guard port > 0 else { throw ValidationError("--port must be in 1...65535") }
         guard (1...Int(UInt32.max)).contains(maxReadWriteSize) else {
             throw ValidationError("--max-read-write-size must be in 1...\(UInt32.max)")
@@ -75,7 +79,7 @@ struct SMBDirectSendCommand: ParsableCommand {
             #if RDMA
             let recorder = try capture.map { try MessageCapture(path: $0) }
             let report = try SMBDirectSend.runOverRDMA(
-                file: file, target: target, port: port, inlineThreshold: inlineThreshold,
+                file: file, target: target, port: port, inlineThreshold: inlineThreshold, depth: depth,
                 configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify,
                 receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
             print("\n" + report.description)
@@ -92,7 +96,7 @@ struct SMBDirectSendCommand: ParsableCommand {
         let name = file.split(separator: "/").last.map(String.init) ?? "file"
         let report = try SMBDirectSend.runInProcess(
             file: file, target: SMBDirectSendTarget(host: "localhost", share: "share", path: name), serverRoot: root,
-            inlineThreshold: inlineThreshold, progress: show)
+            inlineThreshold: inlineThreshold, depth: depth, progress: show)
         print("\n" + report.description)
         if !keep {
             unlink(report.copyPath)

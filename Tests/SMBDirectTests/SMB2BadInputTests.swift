@@ -164,21 +164,28 @@ struct SMB2BadInputTests {
 
     // MARK: A server that claims too much
 
-    /// A client whose server answers every request with `answer`, built from the
+    /// A client (up to `depth` WRITEs in flight, its pins counted in `ledger`) whose
+    /// server answers every request with the messages `answer` builds from the
     /// request's header and its bytes.
     final class ScriptedServer {
         let transport: SMBDirectLoopback<SoftVerbs>
         let client: SMB2Client<SoftProtectionDomain>
 
-        init(answer: @escaping (SMB2Header, [UInt8]) -> [UInt8]) throws {
+        init(depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, ledger: PinLedger = .shared,
+             answers: @escaping (SMB2Header, [UInt8]) -> [[UInt8]]) throws {
             transport = try SMBDirectLoopback(device: SoftVerbs())
-            client = SMB2Client(connection: transport.initiator)
+            client = SMB2Client(connection: transport.initiator, depth: depth, ledger: ledger)
             transport.initiator.idleHandler = { [responder = transport.responder] in
                 try? responder.progress()
                 while let request = try? responder.nextMessage(), let header = try? SMB2Header(decoding: request) {
-                    try? responder.send(answer(header, request))
+                    for message in answers(header, request) { try? responder.send(message) }
                 }
             }
+        }
+
+        /// A client whose server answers every request with the one message `answer` builds.
+        convenience init(answer: @escaping (SMB2Header, [UInt8]) -> [UInt8]) throws {
+            try self.init { header, request in [answer(header, request)] }
         }
 
         /// The header of a successful response to `header`.

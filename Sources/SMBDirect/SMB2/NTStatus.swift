@@ -7,6 +7,9 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
 
     /// `STATUS_SUCCESS`: the request succeeded.
     public static let success = NTStatus(rawValue: 0x0000_0000)
+    /// `STATUS_PENDING`: an interim response; the operation goes on and its final
+    /// response follows, with the same MessageId (MS-SMB2 3.3.4.2).
+    public static let pending = NTStatus(rawValue: 0x0000_0103)
     /// `STATUS_MORE_PROCESSING_REQUIRED`: the session setup needs another round trip.
     public static let moreProcessingRequired = NTStatus(rawValue: 0xC000_0016)
     /// `STATUS_INVALID_HANDLE`: the file ID names no open file.

@@ -20,6 +20,11 @@ import RDMASGE
 /// likewise, and a CREATE beyond ``maxOpenFiles`` open files with
 /// `STATUS_TOO_MANY_OPENED_FILES`. A message that breaks the exchange itself (not a
 /// request, or out of sequence) stops the server.
+///
+/// Credits: each response grants what the request asked for (at least one), up to
+/// ``maxCredits`` held by the client at once, as ksmbd grants them. WRITEs are answered
+/// at once and in order, or, with ``writeScheduling``, as a busy server may answer
+/// them: later, last first, after an interim `STATUS_PENDING` response.
 public final class SMB2Server<Domain: ProtectionDomain> {
     /// What the server has done.
     public struct Statistics: Hashable, Sendable {
@@ -43,10 +48,21 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     public let maxOpenFiles: Int
     /// The default of ``maxOpenFiles``.
     public static var defaultMaxOpenFiles: Int { 128 }
+    /// The most credits the client may hold at once: a response grants what its
+    /// request asked for up to this, and at least one.
+    public var maxCredits: Int
+    /// The default of ``maxCredits`` (ksmbd's default `max_credits`).
+    public static var defaultMaxCredits: Int { 8192 }
+    /// When and in what order WRITEs are answered; at once and in order by default.
+    public var writeScheduling = SMB2WriteScheduling.immediate
+    /// The most WRITEs held for ``writeScheduling`` at once.
+    public static var maxHeldWrites: Int { 64 }
     /// The counters.
     public private(set) var statistics = Statistics()
     /// The error that stopped the server, if one did.
     public private(set) var failure: SMB2Error?
+    /// The WRITEs held for ``writeScheduling``, not answered yet.
+    public var heldWriteCount: Int { heldWrites.count }
 
     private let staging: UnsafeMutableRawBufferPointer
     private let stagingRegion: Domain.Region
@@ -57,15 +73,23 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     private(set) var openFiles: [UInt64: Int32] = [:]
     private var nextFileID: UInt64 = 1
     private var expectedMessageID: UInt64 = 0
+    /// The credits the client holds: granted and not spent.
+    private var clientCredits = 1
+    /// WRITEs held for ``writeScheduling``, each with the AsyncId its interim response gave it, if one did.
+    private var heldWrites: [(header: SMB2Header, request: [UInt8], asyncID: UInt64?)] = []
+    private var nextAsyncID: UInt64 = 1
 
     /// A server on `connection` (the responder) that writes into the directory `root`
-    /// and serves the share `shareName`, with at most `maxOpenFiles` files open at once.
+    /// and serves the share `shareName`, with at most `maxOpenFiles` files open at once
+    /// and at most `maxCredits` credits held by the client.
     ///
-    /// - Precondition: `connection` is a responder's and `maxOpenFiles` is positive.
+    /// - Precondition: `connection` is a responder's, and `maxOpenFiles` and `maxCredits` are positive.
     public init(connection: SMBDirectConnection<Domain>, root: String, shareName: String = "share",
-                maxOpenFiles: Int = defaultMaxOpenFiles) throws(SMBDirectError) {
+                maxOpenFiles: Int = defaultMaxOpenFiles, maxCredits: Int = defaultMaxCredits) throws(SMBDirectError) {
         precondition(connection.role == .responder, "the server answers on the responder's side")
         precondition(maxOpenFiles > 0, "a server opens at least one file")
+        precondition(maxCredits > 0, "a server grants at least one credit")
+        self.maxCredits = maxCredits
         self.connection = connection
         self.root = root
         self.shareName = shareName
@@ -87,12 +111,18 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         staging.deallocate()
     }
 
-    /// Answers every request that has arrived, without waiting for more. After an
-    /// error the server disconnects and stops: ``failure`` tells why.
+    /// Answers every request that has arrived, without waiting for more, and the
+    /// WRITEs held for ``writeScheduling`` when none arrived. After an error the server
+    /// disconnects and stops: ``failure`` tells why.
     public func serve() {
         guard failure == nil else { return }
         do throws(SMB2Error) {
-            while let request = try nextRequest() { try answer(request) }
+            var arrived = false
+            while let request = try nextRequest() {
+                arrived = true
+                try take(request)
+            }
+            if !arrived { try answerHeldWrites() }
         } catch {
             failure = error
             connection.disconnect()
@@ -105,23 +135,72 @@ public final class SMB2Server<Domain: ProtectionDomain> {
 
     // MARK: Requests
 
-    private func answer(_ request: [UInt8]) throws(SMB2Error) {
-        let response = try response(to: request)
-        do { try connection.send(response) } catch { throw .transport(error) }
-        statistics.requests += 1
+    /// Answers `request`, or holds it (after an interim response) for ``writeScheduling``.
+    private func take(_ request: [UInt8]) throws(SMB2Error) {
+        let header = try admit(request)
+        guard header.command == .write, writeScheduling.holds else { return try send(respond(to: header, request)) }
+        if heldWrites.count == Self.maxHeldWrites { try answerHeldWrites() }
+        var asyncID: UInt64?
+        if writeScheduling.interimResponses {
+            let id = nextAsyncID
+            nextAsyncID += 1
+            asyncID = id
+            var interim = SMB2MessageWriter(capacity: SMB2Header.size + 9)
+            SMB2Header(command: header.command, creditCharge: header.creditCharge, credits: grant(header.credits),
+                       messageID: header.messageID, status: .pending, flags: SMB2Header.responseFlag | SMB2Header.asyncFlag,
+                       asyncID: id, sessionID: header.sessionID).encode(into: &interim)
+            SMB2ErrorResponse.encode(into: &interim)
+            try send(interim.bytes)
+        }
+        heldWrites.append((header, request, asyncID))
     }
 
-    /// The response to `request`, one whole SMB2 message, as ``serve()`` sends it,
-    /// after doing what the request asks. Throws for a message that breaks the
-    /// exchange (no SMB2 request, or not the message id expected), after which the
-    /// server must stop.
+    /// Does what the held WRITEs ask and sends their final responses, in the order ``writeScheduling`` asks.
+    private func answerHeldWrites() throws(SMB2Error) {
+        let writes = writeScheduling.reversed ? heldWrites.reversed() : heldWrites
+        heldWrites.removeAll(keepingCapacity: true)
+        for write in writes { try send(respond(to: write.header, write.request, asyncID: write.asyncID)) }
+    }
+
+    private func send(_ response: [UInt8]) throws(SMB2Error) {
+        do { try connection.send(response) } catch { throw .transport(error) }
+    }
+
+    /// The response to `request`, one whole SMB2 message, as ``serve()`` sends it
+    /// without ``writeScheduling``, after doing what the request asks. Throws for a
+    /// message that breaks the exchange (no SMB2 request, or not the message id
+    /// expected), after which the server must stop.
     func response(to request: [UInt8]) throws(SMB2Error) -> [UInt8] {
+        respond(to: try admit(request), request)
+    }
+
+    /// Decodes the header of `request`, checks that it is a request in sequence, and
+    /// counts the credits it spends.
+    private func admit(_ request: [UInt8]) throws(SMB2Error) -> SMB2Header {
         let header = try SMB2Header(decoding: request)
         guard !header.isResponse else { throw .malformed("a response sent to the server") }
+        guard !header.isAsync else { throw .malformed("an ASYNC request (this server cancels nothing)") }
         guard header.messageID == expectedMessageID else {
             throw .malformed("message id \(header.messageID), expected \(expectedMessageID)")
         }
-        expectedMessageID += UInt64(max(1, header.creditCharge))
+        let cost = max(1, Int(header.creditCharge))
+        expectedMessageID += UInt64(cost)
+        clientCredits = max(0, clientCredits - cost)
+        return header
+    }
+
+    /// The credits a response grants for a request that asked for `requested`: that
+    /// many, up to ``maxCredits`` held by the client, and at least one.
+    private func grant(_ requested: UInt16) -> UInt16 {
+        let granted = max(1, min(Int(requested), maxCredits - clientCredits))
+        clientCredits += granted
+        return UInt16(granted)
+    }
+
+    /// Does what the admitted request asks and returns its final response; `asyncID`
+    /// names the operation an interim response announced (which granted the credits).
+    private func respond(to header: SMB2Header, _ request: [UInt8], asyncID: UInt64? = nil) -> [UInt8] {
+        statistics.requests += 1
         var writer = SMB2MessageWriter()
         let status: NTStatus
         do {
@@ -132,10 +211,11 @@ public final class SMB2Server<Domain: ProtectionDomain> {
             writer = SMB2MessageWriter()
         }
         var response = SMB2MessageWriter(capacity: SMB2Header.size + writer.count)
-        let granted = UInt16(max(Int(header.creditCharge), min(Int(header.credits), 256), 1))
-        SMB2Header(command: header.command, creditCharge: header.creditCharge, credits: granted,
-                   messageID: header.messageID, status: status, flags: SMB2Header.responseFlag,
-                   treeID: header.command == .treeConnect ? treeID : header.treeID,
+        let flags = SMB2Header.responseFlag | (asyncID == nil ? 0 : SMB2Header.asyncFlag)
+        SMB2Header(command: header.command, creditCharge: header.creditCharge,
+                   credits: asyncID == nil ? grant(header.credits) : 0, messageID: header.messageID, status: status,
+                   flags: flags, treeID: asyncID != nil ? 0 : header.command == .treeConnect ? treeID : header.treeID,
+                   asyncID: asyncID ?? 0,
                    sessionID: header.command == .sessionSetup ? sessionID : header.sessionID).encode(into: &response)
         if status.isError && status != .moreProcessingRequired {
             SMB2ErrorResponse.encode(into: &response)
