@@ -54,6 +54,7 @@ struct Suite {
             try section("MR cache") { try cacheCases(ib: ibDomain, soft: softDomain) }
             try section("MR cache timing") { try cacheTiming(ib: ibDomain, soft: softDomain) }
             try section("stale memory") { try staleMemoryCases(ib: ibDomain) }
+            try section("exact registrations") { try exactRegistrationCases(ib: ibDomain, soft: softDomain) }
             if let address { try section("rdma_cm") { try connectionManager(ib: ibDomain, address: address) } }
             try section("fork") { try forkCases(ib: ibDomain) }
             try section("throughput") { try throughput(ib: ibDomain) }
