@@ -1,5 +1,6 @@
 import IterExtract
 import Locking
+import TestKit
 import Testing
 
 /// Records every announcement it hears (other tests' pools announce too, so the
@@ -52,5 +53,32 @@ struct UnmapNotificationsTests {
         let range = pool!.addressRange
         pool = nil
         #expect(!removed.didHear(range))
+    }
+}
+
+/// An observer that removes itself when it goes, as an MR cache does.
+private final class SelfRemovingObserver: UnmapObserver {
+    func addressesWillUnmap(_ addresses: Range<UInt>) {}
+    deinit { UnmapNotifications.removeObserver(self) }
+}
+
+@Suite("Unmap notifications under concurrency")
+struct UnmapNotificationsConcurrencyTests {
+    @Test("observers that remove themselves in deinit while others are added and memory is announced never deadlock")
+    func selfRemovingObservers() {
+        // A thread that adds an observer or announces holds the last reference to an
+        // observer whose owner just let go; its deinit must not run under the lock.
+        let threads = (0..<4).map { index in
+            JoinableThread {
+                for round in 0..<50_000 {
+                    if index == 0 {
+                        UnmapNotifications.announce(UInt(round)..<UInt(round) + 1)
+                    } else {
+                        UnmapNotifications.addObserver(SelfRemovingObserver())
+                    }
+                }
+            }
+        }
+        for thread in threads { thread.join() }
     }
 }

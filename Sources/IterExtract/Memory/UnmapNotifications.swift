@@ -28,10 +28,12 @@ public enum UnmapNotifications {
 
     /// Starts telling `observer` about memory the library unmaps.
     public static func addObserver(_ observer: some UnmapObserver) {
-        observers.withLock { table in
-            table = table.filter { $0.value.observer != nil }
+        let alive = observers.withLock { table in
+            let alive = prune(&table)
             table[ObjectIdentifier(observer)] = WeakObserver(observer: observer)
+            return alive
         }
+        _ = alive
     }
 
     /// Stops telling `observer`; removing an observer that was never added does nothing.
@@ -41,10 +43,21 @@ public enum UnmapNotifications {
 
     /// Tells every observer that `addresses` are about to be unmapped.
     package static func announce(_ addresses: Range<UInt>) {
-        let current = observers.withLock { table in
-            table = table.filter { $0.value.observer != nil }
-            return table.values.compactMap(\.observer)
+        let alive = observers.withLock { prune(&$0) }
+        for observer in alive { observer.addressesWillUnmap(addresses) }
+    }
+
+    /// Drops the entries of released observers and returns the others, held strongly.
+    ///
+    /// The caller lets go of them only after the lock: the last reference to an observer
+    /// may be one of these (its owner let go meanwhile), and its `deinit` removes it,
+    /// which takes the lock.
+    private static func prune(_ table: inout [ObjectIdentifier: WeakObserver]) -> [any UnmapObserver] {
+        var alive: [any UnmapObserver] = []
+        alive.reserveCapacity(table.count)
+        for (key, entry) in table {
+            if let observer = entry.observer { alive.append(observer) } else { table[key] = nil }
         }
-        for observer in current { observer.addressesWillUnmap(addresses) }
+        return alive
     }
 }
