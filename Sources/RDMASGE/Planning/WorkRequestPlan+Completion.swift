@@ -32,7 +32,7 @@ extension WorkRequestPlan {
 
     /// Sleeps on `queue`'s completion channel until the plan has completed, at most
     /// `timeout` between completions (for ever when `nil`), then releases it. The
-    /// thread does not spin (see `CompletionQueue.wait(into:timeout:solicitedOnly:)`).
+    /// thread does not spin (see `CompletionQueue.wait(into:timeout:solicitedOnly:interruption:)`).
     ///
     /// - Throws: `ETIMEDOUT` when `timeout` passed without a completion, `EINVAL` when
     ///   requests went out but none asked for a completion; the plan is not released then.

@@ -9,7 +9,7 @@
 /// so unacknowledged events never block its destruction.
 ///
 /// Use a channel from one reader at a time: the thread that blocks in
-/// `CompletionQueue.wait(into:timeout:solicitedOnly:)`, or a ``CompletionEventLoop``
+/// `CompletionQueue.wait(into:timeout:solicitedOnly:interruption:)`, or a ``CompletionEventLoop``
 /// (the form for `async` code and for many queues on one channel). Several queues may
 /// share one channel.
 ///

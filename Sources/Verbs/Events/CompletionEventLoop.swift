@@ -15,7 +15,7 @@ import Locking
 /// ``VerbsDevice/events(on:)``) suspend as continuations that this loop resumes. It
 /// watches a descriptor only while a task waits on it, so an idle channel costs
 /// nothing and a channel nobody waits on is left to its queue's blocking
-/// ``CompletionQueue/wait(into:timeout:solicitedOnly:)``. When a watched descriptor
+/// ``CompletionQueue/wait(into:timeout:solicitedOnly:interruption:)``. When a watched descriptor
 /// becomes readable the loop drains it (``CompletionChannel/takeEvents()``) and resumes
 /// the waiters whose condition now holds. Cancelling a waiting task resumes it at
 /// once, and the loop stops watching a descriptor nobody waits on.

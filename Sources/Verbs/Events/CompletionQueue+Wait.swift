@@ -50,7 +50,7 @@ extension CompletionQueue {
         }
     }
 
-    /// The oldest completion, waiting for it as ``wait(into:timeout:solicitedOnly:)``
+    /// The oldest completion, waiting for it as ``wait(into:timeout:solicitedOnly:interruption:)``
     /// does; `nil` when `timeout` ran out first.
     public func wait(timeout: Duration? = nil, solicitedOnly: Bool = false) throws(VerbsError) -> WorkCompletion? {
         var result: Result<WorkCompletion?, VerbsError> = .success(nil)

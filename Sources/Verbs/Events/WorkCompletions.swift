@@ -1,5 +1,5 @@
 /// The work completions of one queue as an asynchronous sequence: the `async` form of
-/// ``CompletionQueue/wait(into:timeout:solicitedOnly:)``.
+/// ``CompletionQueue/wait(into:timeout:solicitedOnly:interruption:)``.
 ///
 /// Each step polls the queue; when it is empty the step arms it, polls again, and
 /// suspends until the queue's channel raises an event for it, on a
