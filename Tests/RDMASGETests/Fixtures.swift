@@ -68,3 +68,14 @@ final class PlainBuffer: @unchecked Sendable {
 func sge(_ address: UInt, _ length: Int, _ lkey: UInt32) -> SGE {
     SGE(address: UInt64(address), length: UInt32(length), lkey: lkey)
 }
+
+/// A cache over a fresh SoftVerbs domain and a retaining lookup of 8 bytes of a
+/// one-page pool, for exit tests (whose bodies capture nothing); the pool comes back
+/// too, to stay mapped while the test runs.
+func cacheWithRetainedLookup() -> (cache: MRCache<SoftProtectionDomain>, lkey: UInt32, memory: PagePool) {
+    let cache = MRCache(domain: try! SoftVerbs().allocateProtectionDomain())
+    let memory = try! PagePool(pageCount: 1)
+    let resolution = try! cache.resolve(MemoryRange(address: memory.addressRange.lowerBound, length: 8),
+                                        access: [], retaining: true)
+    return (cache, resolution.lkey, memory)
+}

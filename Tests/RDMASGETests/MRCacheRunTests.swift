@@ -69,13 +69,10 @@ struct MRCacheRunTests {
     @Test("releasing more of a batch than was taken traps")
     func overRelease() async {
         await #expect(processExitsWith: .failure) {
-            let device = SoftVerbs()
-            let cache = MRCache(domain: try! device.allocateProtectionDomain())
-            let memory = try! PagePool(pageCount: 1)
-            let resolution = try! cache.resolve(MemoryRange(address: memory.addressRange.lowerBound, length: 8),
-                                                access: [], retaining: true)
-            cache.retain(lkey: resolution.lkey, count: 2)
-            cache.release(lkey: resolution.lkey, count: 4)
+            let (cache, lkey, memory) = cacheWithRetainedLookup()
+            cache.retain(lkey: lkey, count: 2)
+            cache.release(lkey: lkey, count: 4)
+            withExtendedLifetime(memory) {}
         }
     }
 

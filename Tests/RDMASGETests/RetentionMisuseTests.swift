@@ -24,13 +24,10 @@ struct RetentionMisuseTests {
     @Test("an MR-cache reference released twice traps")
     func cacheReleasedTwice() async {
         await #expect(processExitsWith: .failure) {
-            let device = SoftVerbs()
-            let cache = MRCache(domain: try! device.allocateProtectionDomain())
-            let memory = try! PagePool(pageCount: 1)
-            let resolution = try! cache.resolve(MemoryRange(address: memory.addressRange.lowerBound, length: 8),
-                                                access: [], retaining: true)
-            cache.release(lkey: resolution.lkey)
-            cache.release(lkey: resolution.lkey)
+            let (cache, lkey, memory) = cacheWithRetainedLookup()
+            cache.release(lkey: lkey)
+            cache.release(lkey: lkey)
+            withExtendedLifetime(memory) {}
         }
     }
 }
