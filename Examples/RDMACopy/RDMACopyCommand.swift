@@ -14,6 +14,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import TestKit
 #if RDMA
 import IBVerbs
 #endif
@@ -150,10 +151,4 @@ func runClient(_ body: (ProgressLine) throws -> Void) throws {
         writeToStandardError("rdma-copy: \(error)\n")
         throw ExitCode.failure
     }
-}
-
-/// Writes `text` to standard error, unbuffered.
-func writeToStandardError(_ text: String) {
-    var text = text
-    text.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
 }

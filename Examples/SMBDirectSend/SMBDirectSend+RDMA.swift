@@ -72,7 +72,8 @@ extension SMBDirectSend {
     /// device, connects to `port` with ``RDMAConnection``, negotiates SMB Direct, then runs NEGOTIATE, an
     /// anonymous SESSION_SETUP, TREE_CONNECT, CREATE, the WRITEs (inline up to
     /// `inlineThreshold` bytes, through the RDMA channel above, up to `depth` in
-    /// flight) and CLOSE, and disconnects.
+    /// flight, each with at most `maxDescriptors` buffer descriptors) and CLOSE, and
+    /// disconnects. The file is read into folios of at most order `maxFolioOrder`.
     ///
     /// When `verifyPath` names the server's copy on a file system this machine sees
     /// (the server runs on it, or shares it), the copy is compared byte for byte.
@@ -81,12 +82,12 @@ extension SMBDirectSend {
     /// sends (see ``SMBDirectConnection/receivedMessageTap``).
     public static func runOverRDMA(
         file: String, target: SMBDirectSendTarget, port: UInt16 = 445, inlineThreshold: Int = 4096,
-        depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth,
-        configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
+        depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth, maxDescriptors: Int = 16,
+        maxFolioOrder: Int = Folio.maxOrder, configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
         receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> RemoteReport {
-        let source = try PageCacheFile(path: file)
+        let source = try PageCacheFile(path: file, maxFolioOrder: maxFolioOrder)
         let clock = ContinuousClock()
         let began = clock.now
         let device: IBVerbs
@@ -133,7 +134,8 @@ extension SMBDirectSend {
         } catch {
             throw .smb(.transport(error))
         }
-        let client = SMB2Client(connection: connection, inlineThreshold: inlineThreshold, depth: depth)
+        let client = SMB2Client(connection: connection, inlineThreshold: inlineThreshold, maxDescriptors: maxDescriptors,
+                                depth: depth)
         var elapsed = Duration.zero
         var setup = Duration.zero
         do throws(SMB2Error) {

@@ -57,16 +57,19 @@ public enum SMBDirectSend {
 
     /// Writes `file` to `target` through the in-process server over SoftVerbs, which
     /// writes into `serverRoot`, then verifies the copy byte for byte, with up to
-    /// `depth` WRITEs in flight, the server answering them as `scheduling` says.
+    /// `depth` WRITEs in flight of at most `maxDescriptors` buffer descriptors each, the
+    /// server answering them as `scheduling` says. The file is read into folios of at
+    /// most order `maxFolioOrder` (0: single pages, one descriptor each).
     /// `progress` is called after every WRITE's final response with the bytes written,
     /// the total and the time so far.
     public static func runInProcess(
         file: String, target: SMBDirectSendTarget, serverRoot: String, inlineThreshold: Int = 4096,
-        depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, scheduling: SMB2WriteScheduling = .immediate,
+        depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, maxDescriptors: Int = 16,
+        maxFolioOrder: Int = Folio.maxOrder, scheduling: SMB2WriteScheduling = .immediate,
         configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> Report {
-        let source = try PageCacheFile(path: file)
+        let source = try PageCacheFile(path: file, maxFolioOrder: maxFolioOrder)
         let copyPath = serverRoot + "/" + target.path
         let loopback: SMB2Loopback<SoftVerbs>
         do {
@@ -78,6 +81,7 @@ public enum SMBDirectSend {
         }
         loopback.server.writeScheduling = scheduling
         let client = loopback.client
+        client.maxDescriptors = maxDescriptors
         let clock = ContinuousClock()
         var elapsed = Duration.zero
         do throws(SMB2Error) {

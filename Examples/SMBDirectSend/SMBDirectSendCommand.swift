@@ -15,6 +15,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import IterExtract
 import SMBDirect
 import SoftVerbs
 import TestKit
@@ -41,6 +42,14 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Option(help: "The most WRITE requests in flight at once, 1...1024 (1: one at a time).")
     var depth: Int = 4
 
+    @Option(help: "The most buffer descriptors one RDMA-channel WRITE carries, 1...4095.")
+    var maxDescriptors: Int = 16
+
+    @Option(help: ArgumentHelp(
+        "The largest folio the file is read into, as a page order 0...\(Folio.maxOrder) (0: single pages, one buffer descriptor each).",
+        valueName: "order"))
+    var maxFolioOrder: Int = Folio.maxOrder
+
     @Option(help: "The server's SMB Direct port (ksmbd: 445 on RoCE/InfiniBand, 5445 on iWARP).")
     var port: UInt16 = 445
 
@@ -61,6 +70,10 @@ struct SMBDirectSendCommand: ParsableCommand {
     mutating func validate() throws {
         guard inlineThreshold >= 0 else { throw ValidationError("--inline-threshold must not be negative") }
         guard (1...1024).contains(depth) else { throw ValidationError("--depth must be in 1...1024") }
+        guard (1...4095).contains(maxDescriptors) else { throw ValidationError("--max-descriptors must be in 1...4095") }
+        guard (0...Folio.maxOrder).contains(maxFolioOrder) else {
+            throw ValidationError("--max-folio-order must be in 0...\(Folio.maxOrder)")
+        }
         guard port > 0 else { throw ValidationError("--port must be in 1...65535") }
         guard (1...Int(UInt32.max)).contains(maxReadWriteSize) else {
             throw ValidationError("--max-read-write-size must be in 1...\(UInt32.max)")
@@ -70,19 +83,18 @@ struct SMBDirectSendCommand: ParsableCommand {
     }
 
     func run() throws {
-        let bar = TransferProgressBar()
-        let show = { (done: Int, total: Int, elapsed: Duration) in
-            print("\r" + bar.render(done: done, total: total, elapsed: elapsed), terminator: "")
-            fflush(nil)
-        }
+        // Progress goes to standard error, and only for a transfer longer than a second.
+        let line = ProgressLine()
+        let show = { (done: Int, total: Int, _: Duration) in line.update(done: done, total: total) }
         if let target {
             #if RDMA
             let recorder = try capture.map { try MessageCapture(path: $0) }
             let report = try SMBDirectSend.runOverRDMA(
                 file: file, target: target, port: port, inlineThreshold: inlineThreshold, depth: depth,
+                maxDescriptors: maxDescriptors, maxFolioOrder: maxFolioOrder,
                 configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify,
                 receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
-            print("\n" + report.description)
+            print(report.description)
             return
             #else
             _ = target
@@ -96,8 +108,9 @@ struct SMBDirectSendCommand: ParsableCommand {
         let name = file.split(separator: "/").last.map(String.init) ?? "file"
         let report = try SMBDirectSend.runInProcess(
             file: file, target: SMBDirectSendTarget(host: "localhost", share: "share", path: name), serverRoot: root,
-            inlineThreshold: inlineThreshold, depth: depth, progress: show)
-        print("\n" + report.description)
+            inlineThreshold: inlineThreshold, depth: depth, maxDescriptors: maxDescriptors, maxFolioOrder: maxFolioOrder,
+            progress: show)
+        print(report.description)
         if !keep {
             unlink(report.copyPath)
             rmdir(root)

@@ -134,4 +134,25 @@ struct ExactRegistrationTests {
                 "releasing one leaves the other")
         exposed.connection.release(b)
     }
+
+    @Test("a registration dropped without release(_:) is released: no pin, no region, no live rkey")
+    func droppedRegistrationIsReleased() throws {
+        let exposed = try ExposedMemory()
+        let ledger = PinLedger()
+        // User memory, so that the registration pins its pages.
+        let user = exposed.described
+        var iterator = try IOIterator(ubufAt: UInt(bitPattern: user.baseAddress), count: user.count, direction: .destination)
+        var descriptor: BufferDescriptorV1?
+        do {
+            let registration = try exposed.connection.register(&iterator, maxSize: 1 << 20, ledger: ledger)
+            descriptor = registration.descriptors.first
+            #expect(ledger.pinnedPageCount > 0)
+            #expect(exposed.connection.peerWritableRegistrations.regionCount == 1)
+        }
+        let dropped = try #require(descriptor)
+        #expect(ledger.pinnedPageCount == 0, "the pins were given back")
+        #expect(exposed.connection.peerWritableRegistrations.regionCount == 0, "the region was deregistered")
+        #expect(try exposed.attempt(.rdmaWrite, at: dropped.offset, length: 1, rkey: dropped.token) == .remoteAccessError,
+                "the rkey is dead")
+    }
 }

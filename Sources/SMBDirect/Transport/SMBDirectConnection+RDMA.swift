@@ -47,7 +47,8 @@ extension SMBDirectConnection {
     ///
     /// Mirrors the kernel's `smbd_deregister_mr` (local invalidation of the MR).
     public func release(_ registration: consuming SMBDirectRegistration) {
-        registration.retention.release(registration.sges)
+        // The registration's deinit gives back what it holds.
+        _ = consume registration
     }
 
     // MARK: The responder's side: moving the data

@@ -7,7 +7,10 @@ import RDMASGE
 ///
 /// Made by ``SMBDirectConnection/register(_:maxSize:maxDescriptors:ledger:)`` and
 /// given back, exactly once, with ``SMBDirectConnection/release(_:)`` after the peer
-/// has answered the request: the compiler enforces both, as the value cannot be copied.
+/// has answered the request: the value cannot be copied, so it is given back once.
+/// A registration that is dropped instead (an error path that forgot it) is given
+/// back all the same when it goes: its pins and region references are released and
+/// its regions deregistered, so that no rkey outlives the value that describes it.
 public struct SMBDirectRegistration: ~Copyable {
     /// What the peer is told: one descriptor per registered run of memory.
     public let descriptors: [BufferDescriptorV1]
@@ -18,4 +21,8 @@ public struct SMBDirectRegistration: ~Copyable {
     let sges: [SGE]
     /// What the extraction took for `sges`, given back by ``SMBDirectConnection/release(_:)``.
     let retention: SGERetention
+
+    deinit {
+        retention.release(sges)
+    }
 }
