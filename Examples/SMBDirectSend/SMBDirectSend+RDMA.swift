@@ -82,7 +82,7 @@ extension SMBDirectSend {
     /// sends (see ``SMBDirectConnection/receivedMessageTap``).
     public static func runOverRDMA(
         file: String, target: SMBDirectSendTarget, port: UInt16 = 445, inlineThreshold: Int = 4096,
-        depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth, maxDescriptors: Int = 16,
+        depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth, maxDescriptors: Int = SMB2Client<IBVerbsProtectionDomain>.defaultMaxDescriptors,
         maxFolioOrder: Int = Folio.maxOrder, configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
         receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }

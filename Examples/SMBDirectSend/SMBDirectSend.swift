@@ -64,7 +64,7 @@ public enum SMBDirectSend {
     /// the total and the time so far.
     public static func runInProcess(
         file: String, target: SMBDirectSendTarget, serverRoot: String, inlineThreshold: Int = 4096,
-        depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, maxDescriptors: Int = 16,
+        depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, maxDescriptors: Int = SMB2Client<SoftProtectionDomain>.defaultMaxDescriptors,
         maxFolioOrder: Int = Folio.maxOrder, scheduling: SMB2WriteScheduling = .immediate,
         configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }

@@ -43,7 +43,7 @@ struct SMBDirectSendCommand: ParsableCommand {
     var depth: Int = 4
 
     @Option(help: "The most buffer descriptors one RDMA-channel WRITE carries, 1...4095.")
-    var maxDescriptors: Int = 16
+    var maxDescriptors: Int = SMB2Client<SoftProtectionDomain>.defaultMaxDescriptors
 
     @Option(help: ArgumentHelp(
         "The largest folio the file is read into, as a page order 0...\(Folio.maxOrder) (0: single pages, one buffer descriptor each).",

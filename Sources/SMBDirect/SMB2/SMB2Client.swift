@@ -54,8 +54,14 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     public var inlineThreshold: Int
     /// The most buffer descriptors in one RDMA-channel write: 1...4,095, as the
     /// request's channel information holds (``write(_:to:at:progress:)`` throws
-    /// ``SMB2Error/invalidArgument(_:)`` otherwise).
+    /// ``SMB2Error/invalidArgument(_:)`` otherwise). Memory that is contiguous goes as
+    /// one descriptor, whatever its folios; this bounds scattered memory.
     public var maxDescriptors: Int
+    /// The default of ``maxDescriptors``: 8. A server may charge for each descriptor:
+    /// ksmbd takes at least one of its rw credits per descriptor and waits, without an
+    /// answer, for credits it does not have. It has one credit per 255 pages of its
+    /// SMB Direct I/O size (on rxe): 9 at its default 8 MiB, 1 at 1 MiB or less.
+    public static var defaultMaxDescriptors: Int { 8 }
     /// The most WRITE requests in flight at once; 1 sends one and waits for its response.
     public let depth: Int
     /// The default of ``depth``.
@@ -90,7 +96,7 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// counting the pages it pins in `ledger`.
     ///
     /// - Precondition: `depth` is 1...65,535 (the table of requests in flight has `depth` entries).
-    public init(connection: SMBDirectConnection<Domain>, inlineThreshold: Int = 4096, maxDescriptors: Int = 16,
+    public init(connection: SMBDirectConnection<Domain>, inlineThreshold: Int = 4096, maxDescriptors: Int = defaultMaxDescriptors,
                 depth: Int = defaultDepth, ledger: PinLedger = .shared) {
         precondition((1...Self.maxCredits).contains(depth), "a depth of \(depth) requests (1...\(Self.maxCredits))")
         self.connection = connection

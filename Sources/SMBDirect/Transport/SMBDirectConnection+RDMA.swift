@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import IterExtract
 import RDMASGE
 
@@ -16,12 +21,17 @@ extension SMBDirectConnection {
     /// direction needs; the region (and, for a user-backed iterator, the pins on its
     /// pages) is held until ``release(_:)``, which deregisters it.
     ///
+    /// Memory that is virtually contiguous is one descriptor, however many folios or
+    /// segments hold it: a server may charge for every descriptor (ksmbd takes at
+    /// least one of its few rw credits for each). For user memory (UBUF, IOVEC) a
+    /// descriptor is one segment's contiguous run.
+    ///
     /// Mirrors the kernel's `smbd_register_mr`, which maps exactly the I/O's bytes
     /// with a fast-registration MR.
     ///
     /// - Throws: ``SMBDirectError/extraction(_:)``, leaving no trace.
     public func register(
-        _ iterator: inout IOIterator, maxSize: Int, maxDescriptors: Int = 16, ledger: PinLedger = .shared
+        _ iterator: inout IOIterator, maxSize: Int, maxDescriptors: Int = 8, ledger: PinLedger = .shared
     ) throws(SMBDirectError) -> SMBDirectRegistration {
         precondition(maxSize > 0 && maxDescriptors > 0, "a registration describes at least one byte")
         let isPeerWritable = iterator.direction == .destination
@@ -30,7 +40,12 @@ extension SMBDirectConnection {
         sges.reserveCapacity(maxDescriptors)
         let bytes: Int
         do {
-            bytes = try iterator.extract(maxSize: maxSize, into: &sges, maxSGEs: maxDescriptors, keys: registrations, ledger: ledger)
+            if iterator.extractionWillPin {
+                bytes = try iterator.extract(maxSize: maxSize, into: &sges, maxSGEs: maxDescriptors, keys: registrations, ledger: ledger)
+            } else {
+                bytes = try Self.extractRuns(of: &iterator, maxSize: maxSize, into: &sges, maxRuns: maxDescriptors,
+                                             keys: registrations)
+            }
         } catch {
             throw .extraction(error)
         }
@@ -39,6 +54,38 @@ extension SMBDirectConnection {
         }
         return SMBDirectRegistration(descriptors: descriptors, byteCount: bytes, isPeerWritable: isPeerWritable,
                                      sges: sges, retention: iterator.retention(keys: registrations, ledger: ledger))
+    }
+
+    /// Extracts up to `maxSize` bytes of `iterator`'s memory, which extraction does not
+    /// pin (pages the caller holds: KVEC, BVEC, XARRAY, FOLIOQ), as one SGE per
+    /// virtually contiguous run, at most `maxRuns` of them, and advances it past them.
+    ///
+    /// Folio by folio, single pages that sit one after another would each be a
+    /// descriptor, and a server charges for each: ksmbd takes at least one of its
+    /// few rw credits per descriptor. Joined, they are one, as the one
+    /// fast-registration MR per I/O of the kernel's client is.
+    private static func extractRuns(of iterator: inout IOIterator, maxSize: Int, into sges: inout [SGE], maxRuns: Int,
+                                    keys: ExactRegistrations<Domain>) throws(RDMAError) -> Int {
+        var runs: [iovec] = []
+        runs.reserveCapacity(maxRuns)
+        let bytes = iterator.walk(maxBytes: maxSize) { piece in
+            if let last = runs.last, UInt(bitPattern: last.iov_base) + UInt(last.iov_len) == piece.address {
+                runs[runs.count - 1].iov_len += piece.length
+                return piece.length
+            }
+            guard runs.count < maxRuns else { return 0 }
+            runs.append(iovec(iov_base: UnsafeMutableRawPointer(bitPattern: piece.address), iov_len: piece.length))
+            return piece.length
+        }
+        guard bytes > 0 else { return 0 }
+        let extracted = try runs.withUnsafeBufferPointer { (list) throws(RDMAError) -> Int in
+            // The runs are memory the iterator described: they are valid KVEC segments.
+            var joined = try! IOIterator(kvecs: list, direction: iterator.direction)
+            return try joined.extract(maxSize: bytes, into: &sges, maxSGEs: maxRuns, keys: keys)
+        }
+        precondition(extracted == bytes, "each run of \(runs.count) is one SGE")
+        iterator.advance(bytes)
+        return bytes
     }
 
     /// Gives back what a registration took and deregisters its regions: when this
