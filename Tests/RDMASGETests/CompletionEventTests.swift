@@ -5,31 +5,20 @@ import TestKit
 import Testing
 
 /// Two connected SoftVerbs queue pairs whose completion queues raise events on one
-/// channel each, and a registered buffer to send from and receive into.
+/// channel each (or one for both), and a registered buffer to send from and receive
+/// into. The pair's members (`sender`, `receiverQueue`, …) read through.
+@dynamicMemberLookup
 final class EventedPair: @unchecked Sendable {
-    let device = SoftVerbs()
-    let domain: SoftProtectionDomain
-    let senderChannel: SoftCompletionChannel
-    let receiverChannel: SoftCompletionChannel
-    let senderQueue: SoftCompletionQueue
-    let receiverQueue: SoftCompletionQueue
-    let sender: SoftQueuePair
-    let receiver: SoftQueuePair
+    let pair: VerbsPair
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 4096)
     let region: SoftMemoryRegion
 
     init(sharedChannel: Bool = false) throws {
-        domain = try device.allocateProtectionDomain()
-        senderChannel = try domain.createCompletionChannel()
-        receiverChannel = sharedChannel ? senderChannel : try domain.createCompletionChannel()
-        senderQueue = try domain.createCompletionQueue(capacity: 256, channel: senderChannel)
-        receiverQueue = try domain.createCompletionQueue(capacity: 256, channel: receiverChannel)
-        let capabilities = QueuePairCapabilities(maxSendWorkRequests: 64, maxReceiveWorkRequests: 64, maxSendSGEs: 2, maxReceiveSGEs: 2)
-        sender = try domain.createQueuePair(sendCompletions: senderQueue, receiveCompletions: senderQueue, capabilities: capabilities)
-        receiver = try domain.createQueuePair(sendCompletions: receiverQueue, receiveCompletions: receiverQueue, capabilities: capabilities)
-        try SoftQueuePair.connect(sender, receiver)
+        pair = try VerbsPair(capabilities: QueuePairCapabilities(maxSendWorkRequests: 64, maxReceiveWorkRequests: 64,
+                                                                 maxSendSGEs: 2, maxReceiveSGEs: 2),
+                             queueCapacity: 256, channels: sharedChannel ? .shared : .separate)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        region = try domain.registerMemory(buffer, access: .all)
+        region = try pair.domain.registerMemory(buffer, access: .all)
     }
 
     deinit {
@@ -37,18 +26,23 @@ final class EventedPair: @unchecked Sendable {
         buffer.deallocate()
     }
 
+    subscript<Member>(dynamicMember member: KeyPath<VerbsPair, Member>) -> Member { pair[keyPath: member] }
+
+    var senderChannel: SoftCompletionChannel { pair.senderChannel! }
+    var receiverChannel: SoftCompletionChannel { pair.receiverChannel! }
+
     func sge(_ offset: Int, _ length: Int) -> SGE {
         SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress) + UInt(offset)), length: UInt32(length), lkey: region.lkey)
     }
 
     func receive(id: UInt64) throws {
         var sges = [sge(32_768 + Int(id % 64) * 256, 256)]
-        try sges.withUnsafeMutableBufferPointer { try receiver.postReceive(ReceiveWorkRequest(id: id, sges: UnsafeBufferPointer($0))) }
+        try sges.withUnsafeMutableBufferPointer { try pair.receiver.postReceive(ReceiveWorkRequest(id: id, sges: UnsafeBufferPointer($0))) }
     }
 
     func send(id: UInt64, flags: SendFlags = .signaled, sgeCount: Int = 1) throws {
         let sges = Array(repeating: sge(0, 64), count: sgeCount)
-        try sges.withUnsafeBufferPointer { try sender.postSend(SendWorkRequest(id: id, opcode: .send, sges: $0, flags: flags)) }
+        try sges.withUnsafeBufferPointer { try pair.sender.postSend(SendWorkRequest(id: id, opcode: .send, sges: $0, flags: flags)) }
     }
 
     /// Whether the descriptor is readable now.

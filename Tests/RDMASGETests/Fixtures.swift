@@ -5,10 +5,22 @@ import TestKit
 import SoftVerbs
 
 /// A SoftVerbs device with one domain and two connected queue pairs, each with its
-/// own completion queue.
+/// own completion queue, which raise events on completion channels when asked to.
 final class VerbsPair: @unchecked Sendable {
+    /// Which completion channels the queues raise their events on.
+    enum Channels {
+        /// None: the queues are polled.
+        case none
+        /// One channel per queue.
+        case separate
+        /// One channel for both queues.
+        case shared
+    }
+
     let device: SoftVerbs
     let domain: SoftProtectionDomain
+    let senderChannel: SoftCompletionChannel?
+    let receiverChannel: SoftCompletionChannel?
     let senderQueue: SoftCompletionQueue
     let receiverQueue: SoftCompletionQueue
     let sender: SoftQueuePair
@@ -17,11 +29,13 @@ final class VerbsPair: @unchecked Sendable {
     init(attributes: DeviceAttributes = SoftVerbs.defaultAttributes,
          capabilities: QueuePairCapabilities = QueuePairCapabilities(maxSendWorkRequests: 256, maxReceiveWorkRequests: 256,
                                                                     maxSendSGEs: 6, maxReceiveSGEs: 6, maxInlineData: 64),
-         connect: Bool = true, tracksPhysicalPages: Bool = false) throws {
+         queueCapacity: Int = 1024, channels: Channels = .none, connect: Bool = true, tracksPhysicalPages: Bool = false) throws {
         device = SoftVerbs(attributes: attributes, tracksPhysicalPages: tracksPhysicalPages)
         domain = try device.allocateProtectionDomain()
-        senderQueue = try domain.createCompletionQueue(capacity: 1024)
-        receiverQueue = try domain.createCompletionQueue(capacity: 1024)
+        senderChannel = channels == .none ? nil : try domain.createCompletionChannel()
+        receiverChannel = channels == .separate ? try domain.createCompletionChannel() : senderChannel
+        senderQueue = try domain.createCompletionQueue(capacity: queueCapacity, channel: senderChannel)
+        receiverQueue = try domain.createCompletionQueue(capacity: queueCapacity, channel: receiverChannel)
         sender = try domain.createQueuePair(sendCompletions: senderQueue, receiveCompletions: senderQueue, capabilities: capabilities)
         receiver = try domain.createQueuePair(sendCompletions: receiverQueue, receiveCompletions: receiverQueue, capabilities: capabilities)
         if connect { try SoftQueuePair.connect(sender, receiver) }
