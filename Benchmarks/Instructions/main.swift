@@ -13,36 +13,17 @@ guard arguments.count == 4, let iterations = Int(arguments[3]) else {
     exit(2)
 }
 let path = arguments[1]
-let pool = try PagePool(pageCount: 1024 * 8 + 64, placement: .shuffled(seed: 7))
-var random = SplitMix64(seed: 0x5eed)
-let iovecs = UnsafeMutableBufferPointer<iovec>.allocate(capacity: 1024)
-let bvecs = UnsafeMutableBufferPointer<BioVec>.allocate(capacity: 256)
-if arguments[2] == "BVEC-256" {
-    for i in 0..<256 { bvecs[i] = BioVec(page: try pool.allocateFolio().head, offset: 0, length: pageSize) }
-} else {
-    // The benchmark package's IOVEC-1024: mixed sizes and alignments.
-    let run = try pool.allocateFolio(order: 9)
-    let base = run.head.baseAddress
-    var offset = 0
-    for i in 0..<1024 {
-        let length = Int(random.next() % 24576) + 1
-        offset += Int(random.next() % 512)
-        iovecs[i] = iovec(iov_base: base + offset % (run.size - 24576), iov_len: length)
-        offset += length
-    }
-}
-// The workload's iterator, made once (making an IOVEC iterator sums its lengths:
-// setup, not extraction); each run extracts from a copy.
-let prototype = arguments[2] == "BVEC-256"
-    ? try IOIterator(bvecs: UnsafeBufferPointer(bvecs), direction: .source)
-    : try IOIterator(iovecs: UnsafeBufferPointer(iovecs), direction: .source)
+// The benchmark package's workloads (Benchmarks/Benchmarks/ExtractionBenchmarks/Workloads.swift,
+// compiled in by `run`), so that both count over the same memory.
+let workload = try arguments[2] == "BVEC-256" ? Workload(bvecPages: 256) : Workload(iovecSegments: 1024)
+let prototype = workload.makeIterator()
 let ledger = PinLedger(mode: .counting)
 let table = ScatterTable(reservingCapacity: 256)
 var sges: [SGE] = []
 sges.reserveCapacity(1024)
 var pages: [Page] = []
 pages.reserveCapacity(256)
-let keys = SingleKeyResolver(lkey: 7, coverage: pool.addressRange, access: [.localWrite, .remoteRead])
+let keys = SingleKeyResolver(lkey: 7, coverage: workload.coverage, access: [.localWrite, .remoteRead])
 // An MR cache over SoftVerbs, warmed by one extraction: setup, so every path (`none` too) makes it.
 let device = SoftVerbs()
 let cache = MRCache(domain: try device.allocateProtectionDomain(), access: [.localWrite, .remoteRead])
