@@ -3,15 +3,18 @@ import RDMASGE
 
 /// A minimal SMB2 client over SMB Direct: NEGOTIATE (dialect 3.0 or 3.0.2),
 /// an anonymous SESSION_SETUP (NTLMSSP NEGOTIATE, then AUTHENTICATE with empty
-/// credentials), TREE_CONNECT, CREATE, WRITE and CLOSE (MS-SMB2 3.2).
+/// credentials), TREE_CONNECT, CREATE, WRITE, READ and CLOSE (MS-SMB2 3.2).
 ///
 /// A WRITE of more than ``inlineThreshold`` bytes goes through the RDMA channel
 /// (`SMB2_CHANNEL_RDMA_V1`): the data's memory is registered, described by buffer
 /// descriptors, pulled by the server with RDMA READ, and invalidated once the server
 /// has sent the request's final response. Smaller writes go inline, their data
 /// extracted straight into the send's SGEs. Either way the data is not copied.
+/// A READ of more than ``inlineThreshold`` bytes registers the destination's memory
+/// for the server's RDMA WRITE (user pages pinned until the final response); a
+/// smaller one gets its data in the response, copied into the destination.
 ///
-/// Writes are pipelined: up to ``depth`` WRITE requests are in flight at once, as
+/// Writes and reads are pipelined: up to ``depth`` requests are in flight at once, as
 /// many as the server's credits pay for, each keeping its registration until its own
 /// final response; responses may come in any order and after an interim
 /// `STATUS_PENDING` response (MS-SMB2 3.2.5.1.5). Other requests go one at a time.
@@ -33,9 +36,19 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         public var rdmaBytes = 0
         /// The buffer descriptors the writes sent through the RDMA channel used.
         public var bufferDescriptors = 0
+        /// Reads answered inline (the data in the response).
+        public var inlineReads = 0
+        /// The bytes the reads answered inline carried.
+        public var inlineReadBytes = 0
+        /// Reads sent through the RDMA channel.
+        public var rdmaReads = 0
+        /// The bytes the server wrote with RDMA WRITE for reads sent through the RDMA channel.
+        public var rdmaReadBytes = 0
+        /// The buffer descriptors the reads sent through the RDMA channel used.
+        public var readBufferDescriptors = 0
         /// The most requests in flight at once.
         public var maxRequestsInFlight = 0
-        /// Times a WRITE could not be sent, with room in the window, because the
+        /// Times a WRITE or READ could not be sent, with room in the window, because the
         /// server's credits did not pay for it: it waited for a response.
         public var creditStalls = 0
         /// Interim `STATUS_PENDING` responses received.
@@ -48,19 +61,19 @@ public final class SMB2Client<Domain: ProtectionDomain> {
 
     /// The transport.
     public let connection: SMBDirectConnection<Domain>
-    /// Writes larger than this go through the RDMA channel (the kernel's
-    /// `rdma_readwrite_threshold` is 4 KiB), and so do writes larger than one SMB Direct
+    /// Writes and reads larger than this go through the RDMA channel (the kernel's
+    /// `rdma_readwrite_threshold` is 4 KiB), and so do those larger than one SMB Direct
     /// message carries, whatever this says.
     public var inlineThreshold: Int
-    /// The most buffer descriptors in one RDMA-channel write: 1...4,095, as the
-    /// request's channel information holds (``write(_:to:at:progress:)`` throws
-    /// ``SMB2Error/invalidArgument(_:)`` otherwise).
+    /// The most buffer descriptors in one RDMA-channel write or read: 1...4,095, as the
+    /// request's channel information holds (``write(_:to:at:progress:)`` and
+    /// ``read(from:at:into:progress:)`` throw ``SMB2Error/invalidArgument(_:)`` otherwise).
     public var maxDescriptors: Int
-    /// The most WRITE requests in flight at once; 1 sends one and waits for its response.
+    /// The most WRITE or READ requests in flight at once; 1 sends one and waits for its response.
     public let depth: Int
     /// The default of ``depth``.
     public static var defaultDepth: Int { 4 }
-    /// Where the pages of user memory the writes pin are counted.
+    /// Where the pages of user memory the writes and reads pin are counted.
     public let ledger: PinLedger
     /// The dialect the server chose.
     public private(set) var dialect: UInt16 = 0
@@ -73,19 +86,23 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// The most bytes one WRITE may carry: the server's MaxWriteSize, and through the
     /// RDMA channel the transport's MaxReadWriteSize too, and at most what a credit
     /// charge can pay for (65,535 credits of 64 KiB).
-    public private(set) var maxWriteSize = 65_536
+    public internal(set) var maxWriteSize = 65_536
+    /// The most bytes one READ may ask for: the server's MaxReadSize, and through the
+    /// RDMA channel the transport's MaxReadWriteSize too, and at most what a credit
+    /// charge can pay for.
+    public internal(set) var maxReadSize = 65_536
     /// The credits the client holds: what the server granted and requests have not spent.
-    public private(set) var credits = 1
+    public internal(set) var credits = 1
     /// The most credits the client holds: more granted is a protocol error.
     public static var maxCredits: Int { Int(UInt16.max) }
     /// The counters.
-    public private(set) var statistics = Statistics()
+    public internal(set) var statistics = Statistics()
     private var nextMessageID: UInt64 = 0
     /// The requests in flight, by message id.
-    private var outstanding: SMB2OutstandingRequests
+    var outstanding: SMB2OutstandingRequests
 
-    /// A client on `connection` (the initiator's side) that sends writes of more than
-    /// `inlineThreshold` bytes through the RDMA channel, described by at most
+    /// A client on `connection` (the initiator's side) that sends writes and reads of
+    /// more than `inlineThreshold` bytes through the RDMA channel, described by at most
     /// `maxDescriptors` buffer descriptors each, with up to `depth` of them in flight,
     /// counting the pages it pins in `ledger`.
     ///
@@ -110,6 +127,7 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         dialect = body.dialect
         let transport = connection.limits?.maxReadWriteSize ?? 0
         maxWriteSize = max(1, min(Int(body.maxWriteSize), transport, Int(UInt16.max) * Self.creditSize))
+        maxReadSize = max(1, min(Int(body.maxReadSize), transport, Int(UInt16.max) * Self.creditSize))
     }
 
     /// Sets up an anonymous session: NTLMSSP NEGOTIATE, the server's CHALLENGE, then
@@ -150,73 +168,19 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         return try SMB2CreateResponse(decoding: response).fileID
     }
 
-    /// Writes the bytes of `data` to `file` from `offset` on, in WRITE requests of up
-    /// to ``maxWriteSize`` bytes, each inline or through the RDMA channel by its size,
-    /// up to ``depth`` of them in flight, calling `progress` with the bytes the server
-    /// has acknowledged so far after each final response. Advances `data` past the
-    /// bytes sent.
+    /// Opens the existing file `name` (relative to the share) for reading
+    /// (`FILE_OPEN`, `GENERIC_READ`) and returns it with its size (EndofFile).
     ///
-    /// When a request fails, the requests in flight are answered before the error is
-    /// thrown (their registrations released), so that the session goes on, unless the
-    /// failure ends it.
-    ///
-    /// - Returns: The bytes written.
-    /// - Throws: ``SMB2Error/invalidArgument(_:)``, before anything is sent and with
-    ///   `data` where it was, when the range written would end past `UInt64.max` or
-    ///   ``maxDescriptors`` is outside 1...4,095, and, with `data` just past the bytes
-    ///   sent, when `data` reaches a hole (an XARRAY index with no folio: the bytes
-    ///   before it are written, none after); ``SMB2Error/status(_:command:)`` when the
-    ///   server refused a request; ``SMB2Error/shortWrite(requested:written:)``
-    ///   when the server wrote less than a request carried, and
-    ///   ``SMB2Error/unexpectedResponse(_:)`` when it claims more, answers a request
-    ///   not in flight, or grants credits past ``maxCredits`` (the session ends then).
-    @discardableResult
-    public func write(_ data: inout IOIterator, to file: SMB2FileID, at offset: UInt64 = 0,
-                      progress: (Int) -> Void = { _ in }) throws(SMB2Error) -> Int {
-        guard (1...SMB2WriteRequest.maxDescriptors).contains(maxDescriptors) else {
-            throw .invalidArgument("\(maxDescriptors) buffer descriptors per WRITE (1...\(SMB2WriteRequest.maxDescriptors) fit)")
-        }
-        guard UInt64(data.count) <= UInt64.max - offset else {
-            throw .invalidArgument("\(data.count) bytes at offset \(offset) end past the largest file offset")
-        }
-        // An inline WRITE is one SMB Direct message: its data fits what one message carries.
-        let inlineLimit = min(inlineThreshold, (connection.limits?.maxFragmentedSendSize ?? 0) - SMB2WriteRequest.dataOffset)
-        var sent = 0
-        var written = 0
-        var stalled = false
-        var failure: SMB2Error?
-        while failure == nil, data.count > 0 || !outstanding.isEmpty {
-            do throws(SMB2Error) {
-                if data.count > 0, !outstanding.isFull {
-                    let chunk = min(data.count, maxWriteSize)
-                    let cost = Self.creditCharge(chunk)
-                    if credits >= cost {
-                        stalled = false
-                        sent += chunk > inlineLimit
-                            ? try postThroughChannel(&data, chunk: chunk, to: file, at: offset + UInt64(sent))
-                            : try postInline(&data, chunk: chunk, to: file, at: offset + UInt64(sent))
-                        continue
-                    }
-                    guard !outstanding.isEmpty else {
-                        throw .unexpectedResponse("the server left \(credits) credits, a WRITE of \(chunk) bytes needs \(cost)")
-                    }
-                    if !stalled { statistics.creditStalls += 1 }
-                    stalled = true
-                }
-                guard let answer = try collect() else { continue }
-                guard answer.status == .success else { throw .status(answer.status, command: .write) }
-                try Self.expectWritten(SMB2WriteResponse(decoding: answer.reply).count, of: answer.length)
-                written += answer.length
-                progress(written)
-            } catch {
-                failure = error
-            }
-        }
-        if let failure {
-            settle(after: failure)
-            throw failure
-        }
-        return written
+    /// - Throws: ``SMB2Error/invalidArgument(_:)``, before anything is sent, for a
+    ///   name longer than 32,767 UTF-16 units; ``SMB2Error/status(_:command:)`` with
+    ///   `STATUS_OBJECT_NAME_NOT_FOUND` when there is no such file.
+    public func open(_ name: String) throws(SMB2Error) -> (file: SMB2FileID, size: UInt64) {
+        var request = try SMB2CreateRequest(name: name)
+        request.createDisposition = SMB2CreateRequest.open
+        request.desiredAccess = SMB2CreateRequest.readAccess
+        let response = try exchange(.create) { request.encode(into: &$0) }
+        let body = try SMB2CreateResponse(decoding: response)
+        return (body.fileID, body.endOfFile)
     }
 
     /// Closes `file`.
@@ -225,64 +189,71 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         try SMB2CloseResponse.validate(response)
     }
 
-    // MARK: Writes
+    // MARK: The pipeline
 
-    /// Sends an inline WRITE of up to `chunk` bytes of `data` (fewer when a hole
-    /// stops them) and advances `data` past them; returns the bytes sent.
-    private func postInline(_ data: inout IOIterator, chunk: Int, to file: SMB2FileID, at offset: UInt64) throws(SMB2Error) -> Int {
-        var chunk = chunk
-        if data.kind == .xarray {
-            // The request states its length before the data is extracted into the
-            // sends: stop where a hole stops the data, not in the middle of the message.
-            chunk = data.walk(maxBytes: chunk) { $0.length }
-            guard chunk > 0 else { throw Self.hole(in: data) }
-        }
-        var piece = data
-        piece.truncate(chunk)
-        let before = piece.count
-        try post(.write, charge: Self.creditCharge(chunk), length: chunk, registration: nil, payload: &piece) {
-            SMB2WriteRequest(fileID: file, offset: offset, length: chunk, descriptors: []).encode(into: &$0)
-        }
-        data.advance(before - piece.count)
-        statistics.inlineWrites += 1
-        statistics.inlineBytes += chunk
-        return chunk
-    }
-
-    /// Registers up to `chunk` bytes of `data`, sends a WRITE that describes them,
-    /// and advances `data` past them; returns the bytes registered. The registration
-    /// goes with the request into the table of requests in flight.
-    private func postThroughChannel(_ data: inout IOIterator, chunk: Int, to file: SMB2FileID,
-                                    at offset: UInt64) throws(SMB2Error) -> Int {
+    /// Registers up to `chunk` bytes of `data` for the server's RDMA (read access for a
+    /// source, write access for a destination) and advances `data` past them; throws
+    /// for a hole at its start, with nothing registered.
+    func register(_ data: inout IOIterator, chunk: Int) throws(SMB2Error) -> SMBDirectRegistration {
         let registration: SMBDirectRegistration
         do {
             registration = try connection.register(&data, maxSize: chunk, maxDescriptors: maxDescriptors, ledger: ledger)
         } catch {
             throw .transport(error)
         }
-        let length = registration.byteCount
-        guard length > 0 else {
+        guard registration.byteCount > 0 else {
             connection.release(registration)
             throw Self.hole(in: data)
         }
-        let request = SMB2WriteRequest(fileID: file, offset: offset, length: length, descriptors: registration.descriptors)
-        var nothing = IOIterator(source: UnsafeRawBufferPointer(start: nil, count: 0))
-        try post(.write, charge: Self.creditCharge(length), length: length, registration: registration, payload: &nothing) {
-            request.encode(into: &$0)
-        }
-        statistics.rdmaWrites += 1
-        statistics.rdmaBytes += length
-        statistics.bufferDescriptors += request.descriptors.count
-        return length
+        return registration
     }
 
-    /// After `failure` ended a write: collects the responses still due, unless the
+    /// Moves the bytes of a WRITE or READ in requests of up to `maxSize` bytes, up to
+    /// ``depth`` of them in flight as the credits pay for them: while `remaining` says
+    /// bytes are left, `post` sends a request for up to the bytes it is given and
+    /// returns the bytes it covered; `complete` takes each final response. When
+    /// anything fails, the requests in flight are settled (see `settle(after:)`)
+    /// before the error is thrown.
+    func pipeline(_ command: SMB2Command, maxSize: Int, remaining: () -> Int,
+                  post: (Int) throws(SMB2Error) -> Void, complete: (Answer) throws(SMB2Error) -> Void) throws(SMB2Error) {
+        var stalled = false
+        var failure: SMB2Error?
+        while failure == nil, remaining() > 0 || !outstanding.isEmpty {
+            do throws(SMB2Error) {
+                let left = remaining()
+                if left > 0, !outstanding.isFull {
+                    let chunk = min(left, maxSize)
+                    let cost = Self.creditCharge(chunk)
+                    if credits >= cost {
+                        stalled = false
+                        try post(chunk)
+                        continue
+                    }
+                    guard !outstanding.isEmpty else {
+                        throw .unexpectedResponse("the server left \(credits) credits, a \(command) of \(chunk) bytes needs \(cost)")
+                    }
+                    if !stalled { statistics.creditStalls += 1 }
+                    stalled = true
+                }
+                guard let answer = try collect() else { continue }
+                try complete(answer)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure {
+            settle(after: failure)
+            throw failure
+        }
+    }
+
+    /// After `failure` ended a write or read: collects the responses still due, unless the
     /// failure (or one while collecting) leaves the exchange in doubt (a response that
     /// matches nothing, a connection that ended), in which case the session ends; then
     /// releases what every request left in flight retained. The connection is closed
     /// before a registration is released, so that the server cannot reach memory
     /// given back.
-    private func settle(after failure: SMB2Error) {
+    func settle(after failure: SMB2Error) {
         var endsSession = Self.endsSession(failure)
         while !endsSession, !outstanding.isEmpty {
             do { _ = try collect() } catch { endsSession = true }
@@ -302,14 +273,17 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     }
 
     /// The error for data whose next byte no memory describes (a hole in an XARRAY).
-    private static func hole(in data: IOIterator) -> SMB2Error {
+    static func hole(in data: IOIterator) -> SMB2Error {
         .invalidArgument("the data has a hole: no memory describes its next byte (\(data.count) bytes left)")
     }
 
-    /// Throws unless the server's WRITE response counts all `length` bytes of the request.
-    private static func expectWritten(_ count: Int, of length: Int) throws(SMB2Error) {
-        guard count <= length else { throw .unexpectedResponse("a WRITE of \(length) bytes answered with a count of \(count)") }
-        guard count == length else { throw .shortWrite(requested: length, written: count) }
+    /// The bytes, up to `chunk`, of `data` before a hole stops them: a request states its
+    /// length before the data is moved, so it must end where an XARRAY's hole does.
+    static func contiguous(_ data: IOIterator, upTo chunk: Int) throws(SMB2Error) -> Int {
+        guard data.kind == .xarray else { return chunk }
+        let length = data.walk(maxBytes: chunk) { $0.length }
+        guard length > 0 else { throw hole(in: data) }
+        return length
     }
 
     /// The bytes one credit pays for (MS-SMB2 3.1.5.2).
@@ -318,16 +292,23 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// The credits a READ or WRITE of `length` (non-negative) bytes costs (MS-SMB2 3.1.5.2).
     static func creditCharge(_ length: Int) -> Int { max(1, length / creditSize + (length % creditSize == 0 ? 0 : 1)) }
 
-    /// The credits the client aims to hold: enough for ``depth`` WRITEs of ``maxWriteSize`` bytes.
-    private var creditTarget: Int { min(Self.maxCredits, depth * Self.creditCharge(maxWriteSize)) }
+    /// The credits the client aims to hold: enough for ``depth`` WRITEs or READs of the largest size.
+    private var creditTarget: Int { min(Self.maxCredits, depth * Self.creditCharge(max(maxWriteSize, maxReadSize))) }
 
     // MARK: Exchanges
 
     /// A request's final response, its request taken out of the table.
-    private struct Answer {
+    struct Answer {
         let status: NTStatus
-        /// A WRITE's bytes; 0 for other commands.
+        /// A WRITE's or READ's file offset.
+        let offset: UInt64
+        /// A WRITE's or READ's bytes (what the request carried or asked for); 0 for other commands.
         let length: Int
+        /// The bytes a successful WRITE or READ response counts (checked to be at most
+        /// `length`); 0 otherwise.
+        let count: Int
+        /// An inline READ's destination and where the data is in `reply`.
+        let inlineRead: (destination: IOIterator, data: Range<Int>)?
         /// The whole response.
         let reply: [UInt8]
     }
@@ -356,8 +337,9 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// flight. `charge` (positive) is what it costs; 0 goes in the header of a NEGOTIATE.
     ///
     /// - Precondition: The table has room and the client holds `charge` credits.
-    private func post(_ command: SMB2Command, charge: Int, length: Int, registration: consuming SMBDirectRegistration?,
-                      payload: inout IOIterator, body: (inout SMB2MessageWriter) -> Void) throws(SMB2Error) {
+    func post(_ command: SMB2Command, charge: Int, offset: UInt64 = 0, length: Int, registration: consuming SMBDirectRegistration?,
+              inlineDestination: IOIterator? = nil, payload: inout IOIterator,
+              body: (inout SMB2MessageWriter) -> Void) throws(SMB2Error) {
         precondition(!outstanding.isFull && credits >= charge, "\(command) is sent with room and credits for it")
         let messageID = nextMessageID
         let asked = max(1, min(Int(UInt16.max), creditTarget - (credits - charge) - outstanding.creditsAwaited))
@@ -381,7 +363,8 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         nextMessageID += UInt64(charge)
         credits -= charge
         outstanding.insert(SMB2OutstandingRequests.Request(
-            messageID: messageID, command: command, creditsAsked: asked, length: length, registration: registration))
+            messageID: messageID, command: command, creditsAsked: asked, offset: offset, length: length,
+            registration: registration, inlineDestination: inlineDestination))
         statistics.requests += 1
         statistics.maxRequestsInFlight = max(statistics.maxRequestsInFlight, outstanding.count)
     }
@@ -390,8 +373,11 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// interim `STATUS_PENDING` response marks the request, which keeps its
     /// registration (the server may still be reading the memory), and returns `nil`;
     /// a final response takes the request out of the table, releases its
-    /// registration and returns the answer. Either grants credits.
-    private func collect() throws(SMB2Error) -> Answer? {
+    /// registration and returns the answer. Either grants credits. A WRITE's or READ's
+    /// success is checked against its request before the request leaves the table, so
+    /// that a response claiming more than was asked ends the session (see
+    /// `settle(after:)`) with the registration still held.
+    func collect() throws(SMB2Error) -> Answer? {
         let reply: [UInt8]
         do { reply = try connection.receiveMessage() } catch { throw .transport(error) }
         let header = try SMB2Header(decoding: reply)
@@ -421,10 +407,43 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         if let pending, header.isAsync, header.asyncID != pending {
             throw .unexpectedResponse("AsyncId \(header.asyncID) for message \(header.messageID), interim was \(pending)")
         }
+        let (count, inlineData) = try Self.checkCount(of: reply, header.status, command, length: outstanding.length(at: index),
+                                                      registered: outstanding.isRegistered(at: index))
         if outstanding.hasOlder(than: header.messageID) { statistics.outOfOrderResponses += 1 }
         let request = outstanding.remove(at: index)
-        let length = request.length
+        let (offset, length) = (request.offset, request.length)
+        let inlineRead = inlineData.flatMap { data in request.inlineDestination.map { ($0, data) } }
         if let registration = request.registration { connection.release(registration) }
-        return Answer(status: header.status, length: length, reply: reply)
+        return Answer(status: header.status, offset: offset, length: length, count: count, inlineRead: inlineRead, reply: reply)
+    }
+
+    /// The bytes a final WRITE or READ response `reply` counts and, for an inline
+    /// READ, where its data is; throws ``SMB2Error/unexpectedResponse(_:)`` when it
+    /// counts more than the request's `length` or (READ) returns data in a form the
+    /// request did not ask for, ``SMB2Error/malformed(_:)`` when the data lies outside the message.
+    private static func checkCount(of reply: [UInt8], _ status: NTStatus, _ command: SMB2Command, length: Int,
+                                   registered: Bool) throws(SMB2Error) -> (Int, Range<Int>?) {
+        guard status == .success else { return (0, nil) }
+        switch command {
+        case .write:
+            let count = try SMB2WriteResponse(decoding: reply).count
+            guard count <= length else { throw .unexpectedResponse("a WRITE of \(length) bytes answered with a count of \(count)") }
+            return (count, nil)
+        case .read:
+            let body = try SMB2ReadResponse(decoding: reply)
+            if registered {
+                guard body.dataLength == 0, body.dataRemaining <= length else {
+                    throw .unexpectedResponse("an RDMA-channel READ of \(length) bytes answered with \(body.dataLength) inline "
+                                              + "and \(body.dataRemaining) written")
+                }
+                return (body.dataRemaining, nil)
+            }
+            guard body.dataLength <= length else {
+                throw .unexpectedResponse("an inline READ of \(length) bytes answered with \(body.dataLength)")
+            }
+            return (body.dataLength, body.inlineData)
+        default:
+            return (0, nil)
+        }
     }
 }
