@@ -1,6 +1,7 @@
 import IterExtract
 import RDMASGE
 import SMBDirect
+import SMBDirectSend
 import SoftVerbs
 import Testing
 
@@ -111,6 +112,25 @@ struct ReadTests {
         let file = randomBytes(1 << 20, seed: 9)
         let run = try run(file, capacity: 1 << 20, offset: 300_000)
         #expect(run.read == file.count - 300_000 && run.bytes == Array(file[300_000...]))
+    }
+
+    @Test("smbdirect-send --read without a server reads the served file into a local one, byte-exact, and reports it")
+    func exampleInProcess() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let bytes = randomBytes(9 << 20 + 777, seed: 45)
+        _ = directory.write(bytes, to: "source")
+        let local = directory.path + "/local"
+        let report = try SMBDirectSend.runInProcessRead(
+            file: local, target: SMBDirectSendTarget(host: "localhost", share: "share", path: "source"), serverRoot: directory.path,
+            depth: 3, scheduling: SMB2WriteScheduling(reversed: true))
+        #expect(directory.read("local") == bytes)
+        #expect(report.bytes == bytes.count && report.isRead)
+        // 9 MiB through the RDMA channel, the last 777 bytes inline.
+        #expect(report.client.maxRequestsInFlight == 3 && report.client.rdmaReads == 9 && report.client.inlineReads == 1)
+        #expect(report.serverRDMAWriteBytes == 9 << 20)
+        #expect(report.description.contains("bytes from //localhost/share/source"))
+        #expect(report.description.contains("reads:        1 inline (777 bytes), 9 through the RDMA channel (\(9 << 20) bytes"))
     }
 
     // MARK: A server that answers what was not asked
