@@ -37,20 +37,20 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Argument(help: "The file to send (with --read: the file the server's file is read into).")
     var file: String
 
-    @Argument(help: "Where to write it: //host/share/path (host: an IPv4 address). Without it: the in-process receiver.",
+    @Argument(help: "Where to write it (with --read: the file read): //host/share/path (host: an IPv4 address). Without it: the in-process receiver.",
               transform: { text in
                   guard let target = SMBDirectSendTarget(parsing: text) else { throw ValidationError("not //host/share/path") }
                   return target
               })
     var target: SMBDirectSendTarget?
 
-    @Option(help: "Writes of more bytes than this go through the RDMA channel.")
+    @Option(help: "Writes and reads of more bytes than this go through the RDMA channel.")
     var inlineThreshold: Int = 4096
 
-    @Option(help: "The most WRITE requests in flight at once, 1...1024 (1: one at a time).")
+    @Option(help: "The most WRITE (or READ) requests in flight at once, 1...1024 (1: one at a time).")
     var depth: Int = 4
 
-    @Option(help: "The most buffer descriptors one RDMA-channel WRITE carries, 1...4095.")
+    @Option(help: "The most buffer descriptors one RDMA-channel WRITE or READ carries, 1...4095.")
     var maxDescriptors: Int = 16
 
     @Option(help: ArgumentHelp(
