@@ -216,8 +216,8 @@ extension SMBDirectSend {
         receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> RemoteReport {
-        let fork: ForkProtection
-        do { fork = try IBVerbs.enableForkProtection() } catch { throw .smb(.transport(.verbs(error))) }
+        let fork: IBVerbs.ForkProtection
+        do throws(VerbsError) { fork = try IBVerbs.enableForkProtection() } catch { throw .smb(.transport(.verbs(error))) }
         let session = try withSession(
             target: target, port: port, inlineThreshold: inlineThreshold, depth: depth, maxDescriptors: maxDescriptors,
             configuration: configuration, receivedMessageTap: receivedMessageTap
