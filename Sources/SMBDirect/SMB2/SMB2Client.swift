@@ -42,7 +42,7 @@ public final class SMB2Client<Domain: ProtectionDomain> {
         public var inlineReadBytes = 0
         /// Reads sent through the RDMA channel.
         public var rdmaReads = 0
-        /// The bytes the server wrote with RDMA WRITE for reads sent through the RDMA channel.
+        /// The bytes the reads sent through the RDMA channel registered for the server's RDMA WRITE.
         public var rdmaReadBytes = 0
         /// The buffer descriptors the reads sent through the RDMA channel used.
         public var readBufferDescriptors = 0
