@@ -10,13 +10,14 @@ import SMBDirect
 import TestKit
 
 /// The logic of the `smbdirect-send` example: write a file, read through the page
-/// cache, to an SMB server over SMB Direct, and account for how it went.
+/// cache, to an SMB server over SMB Direct, or read a server's file into a local one,
+/// and account for how it went.
 public enum SMBDirectSend {
     /// How a run went.
     public struct Report: Sendable, CustomStringConvertible {
-        /// The target written.
+        /// The target written (or read).
         public var target: SMBDirectSendTarget
-        /// The bytes written and how long the writes took (session setup excluded).
+        /// The bytes written (or read) and how long the writes (reads) took (session setup excluded).
         public var bytes: Int
         public var elapsed: Duration
         /// The client's transport counters: messages, SGEs, credits.
@@ -27,8 +28,12 @@ public enum SMBDirectSend {
         public var depth: Int
         /// The bytes the server pulled by RDMA READ.
         public var serverRDMAReadBytes: Int
-        /// Where the server wrote the copy, which was verified byte for byte.
+        /// Where the server wrote the copy (for a read: the local copy), which was verified byte for byte.
         public var copyPath: String
+        /// Whether the run read the target rather than wrote it.
+        public var isRead = false
+        /// For a read: the bytes the server pushed by RDMA WRITE.
+        public var serverRDMAWriteBytes = 0
 
         /// Bytes per second.
         public var rate: Double { TransferProgressBar.rate(bytes: bytes, elapsed: elapsed) }
@@ -36,12 +41,12 @@ public enum SMBDirectSend {
         public var description: String {
             let t = transport
             return """
-            \(bytes) bytes to \(target) in \(elapsed), \(TransferProgressBar.mebibytes(Int(rate))) MiB/s; copy verified (\(copyPath))
+            \(bytes) bytes \(isRead ? "from" : "to") \(target) in \(elapsed), \(TransferProgressBar.mebibytes(Int(rate))) MiB/s; copy verified (\(copyPath))
             messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
             SGEs/message: \(String(format2: t.sgesPerMessage)) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
-            writes:       \(client.inlineWrites) inline (\(client.inlineBytes) bytes), \(client.rdmaWrites) through the RDMA channel (\(client.bufferDescriptors) buffer descriptors)
+            \(isRead ? Self.readsLine(client) : "writes:       \(client.inlineWrites) inline (\(client.inlineBytes) bytes), \(client.rdmaWrites) through the RDMA channel (\(client.bufferDescriptors) buffer descriptors)")
             in flight:    \(client.maxRequestsInFlight) requests at most (depth \(depth)), \(client.creditStalls) stalls for SMB2 credits, \(client.interimResponses) interim responses, \(client.outOfOrderResponses) out of order
-            RDMA READ:    \(serverRDMAReadBytes) bytes pulled by the server
+            \(isRead ? "RDMA WRITE:   \(serverRDMAWriteBytes) bytes pushed by the server" : "RDMA READ:    \(serverRDMAReadBytes) bytes pulled by the server")
             credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
             """
         }

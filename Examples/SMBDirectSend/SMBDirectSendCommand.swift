@@ -3,6 +3,8 @@
 // CREATE, WRITE inline or through the RDMA channel, CLOSE).
 //
 //     swift run smbdirect-send FILE [//host/share/path]
+//     swift run smbdirect-send --read FILE //host/share/path     (a server's file into FILE)
+//     swift run smbdirect-send --read FILE --serve SOURCE        (in-process: SOURCE served)
 //
 // Without a server it writes to the in-process receiver over SoftVerbs and verifies
 // the copy byte for byte. With a server (a build with the RDMA trait) it connects
@@ -24,25 +26,31 @@ import TestKit
 struct SMBDirectSendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smbdirect-send",
-        abstract: "Write a file to an SMB server over SMB Direct (in-process over SoftVerbs without a server).")
+        abstract: "Write a file to an SMB server over SMB Direct, or read one with --read (in-process over SoftVerbs without a server).",
+        discussion: """
+        Writing: smbdirect-send FILE [//host/share/path]. Reading: smbdirect-send --read FILE //host/share/path \
+        reads the server's file into FILE (same order: the local file, then the remote path). Without a server, \
+        --read FILE --serve SOURCE reads SOURCE through the in-process server (which serves SOURCE's directory) \
+        into FILE and compares the two.
+        """)
 
-    @Argument(help: "The file to send.")
+    @Argument(help: "The file to send (with --read: the file the server's file is read into).")
     var file: String
 
-    @Argument(help: "Where to write it: //host/share/path (host: an IPv4 address). Without it: the in-process receiver.",
+    @Argument(help: "Where to write it (with --read: the file read): //host/share/path (host: an IPv4 address). Without it: the in-process receiver.",
               transform: { text in
                   guard let target = SMBDirectSendTarget(parsing: text) else { throw ValidationError("not //host/share/path") }
                   return target
               })
     var target: SMBDirectSendTarget?
 
-    @Option(help: "Writes of more bytes than this go through the RDMA channel.")
+    @Option(help: "Writes and reads of more bytes than this go through the RDMA channel.")
     var inlineThreshold: Int = 4096
 
-    @Option(help: "The most WRITE requests in flight at once, 1...1024 (1: one at a time).")
+    @Option(help: "The most WRITE (or READ) requests in flight at once, 1...1024 (1: one at a time).")
     var depth: Int = 4
 
-    @Option(help: "The most buffer descriptors one RDMA-channel WRITE carries, 1...4095.")
+    @Option(help: "The most buffer descriptors one RDMA-channel WRITE or READ carries, 1...4095.")
     var maxDescriptors: Int = SMB2Client<SoftProtectionDomain>.defaultMaxDescriptors
 
     @Option(help: ArgumentHelp(
@@ -67,6 +75,14 @@ struct SMBDirectSendCommand: ParsableCommand {
     @Flag(help: "Keep the in-process receiver's copy.")
     var keep = false
 
+    @Flag(help: "Read the server's file //host/share/path into FILE instead of writing FILE to it.")
+    var read = false
+
+    @Option(help: ArgumentHelp(
+        "With --read and no server: the file the in-process server serves (from its directory), read into FILE.",
+        valueName: "source"))
+    var serve: String?
+
     mutating func validate() throws {
         guard inlineThreshold >= 0 else { throw ValidationError("--inline-threshold must not be negative") }
         guard (1...1024).contains(depth) else { throw ValidationError("--depth must be in 1...1024") }
@@ -80,6 +96,8 @@ struct SMBDirectSendCommand: ParsableCommand {
         }
         if verify != nil, target == nil { throw ValidationError("--verify goes with a server's //host/share/path") }
         if capture != nil, target == nil { throw ValidationError("--capture goes with a server's //host/share/path") }
+        if serve != nil, !read || target != nil { throw ValidationError("--serve goes with --read and no server") }
+        if read, target == nil, serve == nil { throw ValidationError("--read without a server needs --serve SOURCE") }
     }
 
     func run() throws {
@@ -89,6 +107,14 @@ struct SMBDirectSendCommand: ParsableCommand {
         if let target {
             #if RDMA
             let recorder = try capture.map { try MessageCapture(path: $0) }
+            if read {
+                let report = try SMBDirectSend.runReadOverRDMA(
+                    file: file, target: target, port: port, inlineThreshold: inlineThreshold, depth: depth,
+                    maxDescriptors: maxDescriptors, configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize),
+                    verifyPath: verify, receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
+                print(report.description)
+                return
+            }
             let report = try SMBDirectSend.runOverRDMA(
                 file: file, target: target, port: port, inlineThreshold: inlineThreshold, depth: depth,
                 maxDescriptors: maxDescriptors, maxFolioOrder: maxFolioOrder,
@@ -100,6 +126,16 @@ struct SMBDirectSendCommand: ParsableCommand {
             _ = target
             throw ValidationError("a real server needs the connection manager: build with --traits RDMA")
             #endif
+        }
+        if read, let serve {
+            let parts = serve.split(separator: "/", omittingEmptySubsequences: false)
+            let directory = parts.count > 1 ? parts.dropLast().joined(separator: "/") : "."
+            let report = try SMBDirectSend.runInProcessRead(
+                file: file, target: SMBDirectSendTarget(host: "localhost", share: "share", path: String(parts.last!)),
+                serverRoot: directory.isEmpty ? "/" : directory, inlineThreshold: inlineThreshold, depth: depth,
+                maxDescriptors: maxDescriptors, progress: show)
+            print(report.description)
+            return
         }
         var template = Array("/tmp/smbdirect-send-XXXXXX".utf8CString)
         guard let root = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {

@@ -14,12 +14,16 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let moreProcessingRequired = NTStatus(rawValue: 0xC000_0016)
     /// `STATUS_INVALID_HANDLE`: the file ID names no open file.
     public static let invalidHandle = NTStatus(rawValue: 0xC000_0008)
+    /// `STATUS_END_OF_FILE`: a READ starts at or past the end of the file.
+    public static let endOfFile = NTStatus(rawValue: 0xC000_0011)
     /// `STATUS_INVALID_PARAMETER`: a field of the request is invalid.
     public static let invalidParameter = NTStatus(rawValue: 0xC000_000D)
     /// `STATUS_ACCESS_DENIED`: the user may not do what the request asks.
     public static let accessDenied = NTStatus(rawValue: 0xC000_0022)
     /// `STATUS_OBJECT_NAME_INVALID`: the file name is not a valid name.
     public static let objectNameInvalid = NTStatus(rawValue: 0xC000_0033)
+    /// `STATUS_OBJECT_NAME_NOT_FOUND`: the file does not exist.
+    public static let objectNameNotFound = NTStatus(rawValue: 0xC000_0034)
     /// `STATUS_OBJECT_PATH_NOT_FOUND`: a directory on the file's path does not exist.
     public static let objectPathNotFound = NTStatus(rawValue: 0xC000_003A)
     /// `STATUS_LOGON_FAILURE`: the user name or password is wrong.

@@ -22,12 +22,17 @@ public struct SMB2FileID: Hashable, Sendable {
     }
 }
 
-/// SMB2 CREATE request and response bodies (MS-SMB2 2.2.13 and 2.2.14) for the one
-/// open this client makes: a file to write, created or truncated.
+/// SMB2 CREATE request and response bodies (MS-SMB2 2.2.13 and 2.2.14) for the two
+/// opens this client makes: a file to write, created or truncated, and an existing
+/// file to read.
 struct SMB2CreateRequest {
     static let nameOffset = SMB2Header.size + 56
     /// `GENERIC_WRITE | FILE_READ_ATTRIBUTES`.
-    static let desiredAccess: UInt32 = 0x4000_0000 | 0x0000_0080
+    static let writeAccess: UInt32 = 0x4000_0000 | 0x0000_0080
+    /// `GENERIC_READ | FILE_READ_ATTRIBUTES`.
+    static let readAccess: UInt32 = 0x8000_0000 | 0x0000_0080
+    /// `FILE_OPEN`: open the file if it exists, fail otherwise.
+    static let open: UInt32 = 1
     /// `FILE_OVERWRITE_IF`.
     static let overwriteIf: UInt32 = 5
     /// `FILE_NON_DIRECTORY_FILE`.
@@ -35,6 +40,7 @@ struct SMB2CreateRequest {
     /// The path relative to the share, with backslashes: at most 32,767 UTF-16 units.
     let name: String
     var createDisposition: UInt32 = SMB2CreateRequest.overwriteIf
+    var desiredAccess: UInt32 = SMB2CreateRequest.writeAccess
 
     /// - Throws: ``SMB2Error/invalidArgument(_:)`` for a name longer than 32,767 UTF-16 units.
     init(name: String) throws(SMB2Error) {
@@ -50,7 +56,7 @@ struct SMB2CreateRequest {
         writer.append(UInt32(2))
         writer.append(UInt64(0))
         writer.append(UInt64(0))
-        writer.append(Self.desiredAccess)
+        writer.append(desiredAccess)
         writer.append(UInt32(0x80))
         writer.append(UInt32(0x3))
         writer.append(createDisposition)
@@ -65,6 +71,7 @@ struct SMB2CreateRequest {
     init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(57)
+        desiredAccess = try reader.integer(UInt32.self, at: 88)
         createDisposition = try reader.integer(UInt32.self, at: 100)
         let offset = Int(try reader.integer(UInt16.self, at: 108))
         let length = Int(try reader.integer(UInt16.self, at: 110))
@@ -76,12 +83,17 @@ struct SMB2CreateResponse {
     /// `FILE_CREATED` and `FILE_OVERWRITTEN`.
     static let created: UInt32 = 2
     static let overwritten: UInt32 = 3
+    /// `FILE_OPENED`.
+    static let opened: UInt32 = 1
     var createAction: UInt32
     var fileID: SMB2FileID
+    /// The file's size (EndofFile).
+    var endOfFile: UInt64
 
-    init(createAction: UInt32, fileID: SMB2FileID) {
+    init(createAction: UInt32, fileID: SMB2FileID, endOfFile: UInt64 = 0) {
         self.createAction = createAction
         self.fileID = fileID
+        self.endOfFile = endOfFile
     }
 
     func encode(into writer: inout SMB2MessageWriter) {
@@ -89,7 +101,8 @@ struct SMB2CreateResponse {
         writer.append(UInt8(0))
         writer.append(UInt8(0))
         writer.append(createAction)
-        writer.appendZeros(48)
+        writer.appendZeros(40)
+        writer.append(endOfFile)
         writer.append(UInt32(0x80))
         writer.append(UInt32(0))
         fileID.encode(into: &writer)
@@ -102,6 +115,7 @@ struct SMB2CreateResponse {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(89)
         createAction = try reader.integer(UInt32.self, at: 68)
+        endOfFile = try reader.integer(UInt64.self, at: 112)
         fileID = try SMB2FileID(reading: reader, at: 128)
     }
 }

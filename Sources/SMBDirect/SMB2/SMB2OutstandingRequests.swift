@@ -1,10 +1,12 @@
+import IterExtract
+
 /// The requests a client has sent and not seen the final response to, by MessageId
 /// (MS-SMB2 3.2.1.7 `Connection.OutstandingRequests`), in a table of fixed capacity:
 /// the client's depth bounds it, whatever the server does, and nothing is allocated
 /// per request.
 ///
 /// Each entry owns what its request lent the server, the registration of an
-/// RDMA-channel WRITE, until the client takes the entry out at the final response:
+/// RDMA-channel WRITE or READ, until the client takes the entry out at the final response:
 /// an interim `STATUS_PENDING` response only marks the entry, since the server may
 /// still be reading the memory.
 struct SMB2OutstandingRequests: ~Copyable {
@@ -15,10 +17,14 @@ struct SMB2OutstandingRequests: ~Copyable {
         let command: SMB2Command
         /// The credits the request asked for in its header (CreditRequest).
         let creditsAsked: Int
-        /// A WRITE's bytes; 0 for other commands.
+        /// A WRITE's or READ's file offset.
+        let offset: UInt64
+        /// A WRITE's or READ's bytes; 0 for other commands.
         let length: Int
-        /// The memory an RDMA-channel WRITE exposes to the server, released at the final response.
+        /// The memory an RDMA-channel WRITE or READ exposes to the server, released at the final response.
         var registration: SMBDirectRegistration?
+        /// Where an inline READ's data goes: the destination at the request's position, `length` bytes long.
+        var inlineDestination: IOIterator?
         /// The AsyncId of the interim response, once one arrived.
         var asyncID: UInt64?
         /// Whether a response (interim or final) has granted credits for the request.
@@ -74,6 +80,12 @@ struct SMB2OutstandingRequests: ~Copyable {
 
     /// The command of the request in slot `index`.
     func command(at index: Int) -> SMB2Command { (slots[index]?.command)! }
+
+    /// The bytes of the request in slot `index`.
+    func length(at index: Int) -> Int { (slots[index]?.length)! }
+
+    /// Whether the request in slot `index` holds a registration.
+    func isRegistered(at index: Int) -> Bool { slots[index]?.registration?.byteCount != nil }
 
     /// The AsyncId an interim response gave the request in slot `index`, if one did.
     func asyncID(at index: Int) -> UInt64? { slots[index]?.asyncID ?? nil }

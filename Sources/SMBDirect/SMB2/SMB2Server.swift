@@ -7,24 +7,28 @@ import IterExtract
 import RDMASGE
 
 /// The in-process receiver: an SMB2 server over SMB Direct that answers exactly
-/// NEGOTIATE, SESSION_SETUP (anonymous NTLMSSP), TREE_CONNECT, CREATE, WRITE and
-/// CLOSE (MS-SMB2 3.3), and writes the files into a local directory.
+/// NEGOTIATE, SESSION_SETUP (anonymous NTLMSSP), TREE_CONNECT, CREATE, WRITE, READ
+/// and CLOSE (MS-SMB2 3.3), and writes and reads the files of a local directory.
 ///
 /// A WRITE through the RDMA channel is served as a server must: the data is pulled
 /// from the client's buffer descriptors by RDMA READ into a registered staging
-/// buffer, then written to the file. Any other command is answered with
-/// `STATUS_NOT_SUPPORTED`.
+/// buffer, then written to the file. A READ through the RDMA channel is read from the
+/// file into the staging buffer and pushed by RDMA WRITE into the client's buffers;
+/// the response has DataLength 0 and DataRemaining the bytes written (MS-SMB2
+/// 3.3.5.12). A CREATE with `FILE_OPEN` opens an existing file for reading, any other
+/// disposition creates or truncates one for writing. Any other command is answered
+/// with `STATUS_NOT_SUPPORTED`.
 ///
 /// Every request is treated as hostile: one the server cannot parse is answered with
-/// `STATUS_INVALID_PARAMETER`, a WRITE outside the range a file offset can hold
-/// likewise, and a CREATE beyond ``maxOpenFiles`` open files with
+/// `STATUS_INVALID_PARAMETER`, a WRITE or READ outside the range a file offset can
+/// hold or longer than MaxReadWriteSize likewise, and a CREATE beyond ``maxOpenFiles`` open files with
 /// `STATUS_TOO_MANY_OPENED_FILES`. A message that breaks the exchange itself (not a
 /// request, or out of sequence) stops the server.
 ///
 /// Credits: each response grants what the request asked for (at least one), up to
-/// ``maxCredits`` held by the client at once, as ksmbd grants them. WRITEs are answered
-/// at once and in order, or, with ``writeScheduling``, as a busy server may answer
-/// them: later, last first, after an interim `STATUS_PENDING` response.
+/// ``maxCredits`` held by the client at once, as ksmbd grants them. WRITEs and READs
+/// are answered at once and in order, or, with ``writeScheduling``, as a busy server
+/// may answer them: later, last first, after an interim `STATUS_PENDING` response.
 public final class SMB2Server<Domain: ProtectionDomain> {
     /// What the server has done.
     public struct Statistics: Hashable, Sendable {
@@ -34,6 +38,10 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         public var bytesWritten = 0
         /// The part of ``bytesWritten`` pulled by RDMA READ.
         public var rdmaReadBytes = 0
+        /// Bytes read from files for READs.
+        public var bytesRead = 0
+        /// The part of ``bytesRead`` pushed by RDMA WRITE.
+        public var rdmaWriteBytes = 0
         /// The statistics of a server that has answered nothing.
         public init() {}
     }
@@ -53,15 +61,15 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     public var maxCredits: Int
     /// The default of ``maxCredits`` (ksmbd's default `max_credits`).
     public static var defaultMaxCredits: Int { 8192 }
-    /// When and in what order WRITEs are answered; at once and in order by default.
+    /// When and in what order WRITEs and READs are answered; at once and in order by default.
     public var writeScheduling = SMB2WriteScheduling.immediate
-    /// The most WRITEs held for ``writeScheduling`` at once.
+    /// The most WRITEs and READs held for ``writeScheduling`` at once.
     public static var maxHeldWrites: Int { 64 }
     /// The counters.
     public private(set) var statistics = Statistics()
     /// The error that stopped the server, if one did.
     public private(set) var failure: SMB2Error?
-    /// The WRITEs held for ``writeScheduling``, not answered yet.
+    /// The WRITEs and READs held for ``writeScheduling``, not answered yet.
     public var heldWriteCount: Int { heldWrites.count }
 
     private let staging: UnsafeMutableRawBufferPointer
@@ -75,7 +83,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     private var expectedMessageID: UInt64 = 0
     /// The credits the client holds: granted and not spent.
     private var clientCredits = 1
-    /// WRITEs held for ``writeScheduling``, each with the AsyncId its interim response gave it, if one did.
+    /// WRITEs and READs held for ``writeScheduling``, each with the AsyncId its interim response gave it, if one did.
     private var heldWrites: [(header: SMB2Header, request: [UInt8], asyncID: UInt64?)] = []
     private var nextAsyncID: UInt64 = 1
 
@@ -112,7 +120,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     }
 
     /// Answers every request that has arrived, without waiting for more, and the
-    /// WRITEs held for ``writeScheduling`` when none arrived. After an error the server
+    /// WRITEs and READs held for ``writeScheduling`` when none arrived. After an error the server
     /// disconnects and stops: ``failure`` tells why.
     public func serve() {
         guard failure == nil else { return }
@@ -138,7 +146,9 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     /// Answers `request`, or holds it (after an interim response) for ``writeScheduling``.
     private func take(_ request: [UInt8]) throws(SMB2Error) {
         let header = try admit(request)
-        guard header.command == .write, writeScheduling.holds else { return try send(respond(to: header, request)) }
+        guard header.command == .write || header.command == .read, writeScheduling.holds else {
+            return try send(respond(to: header, request))
+        }
         if heldWrites.count == Self.maxHeldWrites { try answerHeldWrites() }
         var asyncID: UInt64?
         if writeScheduling.interimResponses {
@@ -155,7 +165,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         heldWrites.append((header, request, asyncID))
     }
 
-    /// Does what the held WRITEs ask and sends their final responses, in the order ``writeScheduling`` asks.
+    /// Does what the held WRITEs and READs ask and sends their final responses, in the order ``writeScheduling`` asks.
     private func answerHeldWrites() throws(SMB2Error) {
         let writes = writeScheduling.reversed ? heldWrites.reversed() : heldWrites
         heldWrites.removeAll(keepingCapacity: true)
@@ -269,6 +279,11 @@ public final class SMB2Server<Domain: ProtectionDomain> {
             let write = try SMB2WriteRequest(decoding: request, maxTransferSize: connection.configuration.maxReadWriteSize)
             guard Int(header.creditCharge) >= SMB2Client<Domain>.creditCharge(write.length) else { return .invalidParameter }
             return try self.write(write, request, body: &body)
+        case .read:
+            // The length is checked against MaxReadWriteSize first, before anything else is read.
+            let read = try SMB2ReadRequest(decoding: request, maxTransferSize: connection.configuration.maxReadWriteSize)
+            guard Int(header.creditCharge) >= SMB2Client<Domain>.creditCharge(read.length) else { return .invalidParameter }
+            return try self.read(read, body: &body)
         case .close:
             let fileID = try SMB2CloseRequest(decoding: request).fileID
             guard let descriptor = openFiles.removeValue(forKey: fileID.volatile) else { return .fileClosed }
@@ -287,14 +302,22 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         }
         guard openFiles.count < maxOpenFiles else { return .tooManyOpenedFiles }
         let path = root + "/" + parts.joined(separator: "/")
+        let opensExisting = request.createDisposition == SMB2CreateRequest.open
         let existed = access(path, F_OK) == 0
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else { return errno == ENOENT ? .objectPathNotFound : .accessDenied }
+        let descriptor = opensExisting ? open(path, O_RDONLY) : open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else {
+            return errno != ENOENT ? .accessDenied : opensExisting && access(root, F_OK) == 0 ? .objectNameNotFound : .objectPathNotFound
+        }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            close(descriptor)
+            return .accessDenied
+        }
         let fileID = SMB2FileID(persistent: nextFileID, volatile: nextFileID)
         openFiles[nextFileID] = descriptor
         nextFileID += 1
-        SMB2CreateResponse(createAction: existed ? SMB2CreateResponse.overwritten : SMB2CreateResponse.created, fileID: fileID)
-            .encode(into: &body)
+        let action = opensExisting ? SMB2CreateResponse.opened : existed ? SMB2CreateResponse.overwritten : SMB2CreateResponse.created
+        SMB2CreateResponse(createAction: action, fileID: fileID, endOfFile: UInt64(status.st_size)).encode(into: &body)
         return .success
     }
 
@@ -321,6 +344,42 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         guard written == request.length else { return .diskFull }
         statistics.bytesWritten += written
         SMB2WriteResponse(count: written).encode(into: &body)
+        return .success
+    }
+
+    /// Reads what `request` asks from its file into the staging buffer and returns it
+    /// inline or pushes it by RDMA WRITE into the client's buffers, the first bytes
+    /// first, as many descriptors as the bytes read fill. At or past the end of the
+    /// file the answer is `STATUS_END_OF_FILE`.
+    private func read(_ request: SMB2ReadRequest, body: inout SMB2MessageWriter) throws(SMB2Error) -> NTStatus {
+        guard let descriptor = openFiles[request.fileID.volatile] else { return .fileClosed }
+        guard let offset = off_t(exactly: request.offset), off_t(request.length) <= off_t.max - offset else {
+            return .invalidParameter
+        }
+        let count = pread(descriptor, staging.baseAddress!, request.length, offset)
+        guard count >= 0 else { return .accessDenied }
+        guard count > 0 || request.length == 0 else { return .endOfFile }
+        let data = UnsafeRawBufferPointer(rebasing: staging[..<count])
+        if request.descriptors.isEmpty {
+            SMB2ReadResponse(dataLength: count, dataRemaining: 0).encode(into: &body)
+            body.append(data)
+        } else {
+            var filled: [BufferDescriptorV1] = []
+            var left = count
+            for var target in request.descriptors where left > 0 {
+                target.length = UInt32(min(Int(target.length), left))
+                left -= Int(target.length)
+                filled.append(target)
+            }
+            do {
+                try connection.write(data, lkey: stagingRegion.lkey, to: filled)
+            } catch {
+                throw .transport(error)
+            }
+            statistics.rdmaWriteBytes += count
+            SMB2ReadResponse(dataLength: 0, dataRemaining: count).encode(into: &body)
+        }
+        statistics.bytesRead += count
         return .success
     }
 }
