@@ -42,6 +42,8 @@ extension SMBDirectSend {
         public var outOfOrderResponses: Int
         /// The server-side path compared byte for byte with the file, if one was given.
         public var verifiedCopy: String?
+        /// What the client held once the last response arrived.
+        public var leftovers: Leftovers
         /// For a read: the client's counters (reads inline and through the RDMA
         /// channel), and what protects the registered destination across `fork()`.
         public var readStatistics: SMB2Client<IBVerbsProtectionDomain>.Statistics?
@@ -68,6 +70,7 @@ extension SMBDirectSend {
             in flight:    \(maxRequestsInFlight) requests at most (depth \(depth)), \(smb2CreditStalls) stalls for SMB2 credits, \(interimResponses) interim responses, \(outOfOrderResponses) out of order
             \(readStatistics == nil ? "RDMA READ:    \(rdmaBytes) bytes pulled by the server" : "RDMA WRITE:   \(t.rdmaWriteBytes) bytes pushed by the server")
             credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
+            \(leftovers.line)
             """
         }
     }
@@ -248,7 +251,7 @@ extension SMBDirectSend {
             bufferDescriptors: statistics.bufferDescriptors, depth: depth,
             maxRequestsInFlight: statistics.maxRequestsInFlight, smb2CreditStalls: statistics.creditStalls,
             interimResponses: statistics.interimResponses, outOfOrderResponses: statistics.outOfOrderResponses,
-            verifiedCopy: verifyPath)
+            verifiedCopy: verifyPath, leftovers: Leftovers(of: client))
     }
 }
 #endif

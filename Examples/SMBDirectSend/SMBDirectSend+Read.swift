@@ -105,7 +105,8 @@ extension SMBDirectSend {
         }
         try verify(file, against: PageCacheFile(path: serverCopy))
         var report = Report(target: target, bytes: result.bytes, elapsed: result.elapsed, transport: client.connection.statistics,
-                            client: client.statistics, depth: depth, serverRDMAReadBytes: 0, copyPath: file)
+                            client: client.statistics, depth: depth, serverRDMAReadBytes: 0, copyPath: file,
+                            leftovers: Leftovers(of: client))
         report.isRead = true
         report.serverRDMAWriteBytes = loopback.server.statistics.rdmaWriteBytes
         return report

@@ -34,6 +34,8 @@ public enum SMBDirectSend {
         public var isRead = false
         /// For a read: the bytes the server pushed by RDMA WRITE.
         public var serverRDMAWriteBytes = 0
+        /// What the client held once the last response arrived.
+        public var leftovers: Leftovers
 
         /// Bytes per second.
         public var rate: Double { TransferProgressBar.rate(bytes: bytes, elapsed: elapsed) }
@@ -48,6 +50,7 @@ public enum SMBDirectSend {
             in flight:    \(client.maxRequestsInFlight) requests at most (depth \(depth)), \(client.creditStalls) stalls for SMB2 credits, \(client.interimResponses) interim responses, \(client.outOfOrderResponses) out of order
             \(isRead ? "RDMA WRITE:   \(serverRDMAWriteBytes) bytes pushed by the server" : "RDMA READ:    \(serverRDMAReadBytes) bytes pulled by the server")
             credits:      \(t.creditsReceived) received, \(t.creditsGranted) granted, \(t.creditStalls) stalls
+            \(leftovers.line)
             """
         }
     }
@@ -106,7 +109,7 @@ public enum SMBDirectSend {
         try verify(copyPath, against: source)
         return Report(target: target, bytes: source.size, elapsed: elapsed, transport: client.connection.statistics,
                       client: client.statistics, depth: depth, serverRDMAReadBytes: loopback.server.statistics.rdmaReadBytes,
-                      copyPath: copyPath)
+                      copyPath: copyPath, leftovers: Leftovers(of: client))
     }
 
     /// Compares the file at `path` with `source`, byte for byte.

@@ -21,6 +21,7 @@ struct EndToEndTests {
         #expect(report.client.inlineWrites == 0)
         #expect(report.serverRDMAReadBytes == 32 << 20)
         #expect(report.transport.payloadBytesSent < 1 << 16, "only requests went through sends")
+        #expect(report.leftovers.registeredRegions == 0 && report.description.contains("left behind:  "))
         print(report)
     }
 
