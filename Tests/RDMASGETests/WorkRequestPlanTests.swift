@@ -76,6 +76,25 @@ struct WorkRequestPlanTests {
         readPlan.release()
     }
 
+    @Test("a request of reserved SGEs only: a header without payload, retaining nothing")
+    func reservedOnly() throws {
+        let whole = WholeBuffer()
+        let keys = SingleKeyResolver(lkey: 1, coverage: whole.mappingRange, access: .all)
+        let plan = WorkRequestPlan(requestCapacity: 2, limits: .init(maxSGEs: 3, reservedSGEs: 1, maxMessageSize: 100))
+        var iterator = whole.iterator(.kvec, .source)
+        try plan.build(from: &iterator, operation: .send, keys: keys, maxSize: 150)
+        plan.release()
+        plan.buildReservedOnly()
+        #expect(plan.requests.count == 1 && plan.byteCount == 0 && !plan.isRetaining)
+        #expect(plan.requests[0].sges.count == 1 && plan.requests[0].opcode == .send)
+        plan.setReservedSGE(sge(whole.mappingRange.lowerBound, 24, 1), slot: 0, request: 0)
+        let request = plan.workRequest(at: 0, id: 5, signaled: true)
+        #expect(request.sges.count == 1 && request.sges[0].length == 24 && request.id == 5)
+        // The next build is not held up by a release, as nothing was retained.
+        #expect(try plan.build(from: &iterator, operation: .send, keys: keys, maxSize: 50) == 50)
+        plan.release()
+    }
+
     @Test("a failure in a later request leaves no trace of the earlier ones")
     func noTrace() throws {
         // Regions of at most one segment, so that each request registers its own.

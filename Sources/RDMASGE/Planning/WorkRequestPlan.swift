@@ -184,6 +184,23 @@ public final class WorkRequestPlan {
         return byteCount
     }
 
+    /// Plans one request of the reserved SGEs alone, with no payload (a protocol
+    /// message that is all header), replacing the previous plan, which must have been
+    /// released. Such a plan retains nothing: ``isRetaining`` is false and there is
+    /// nothing to ``release()``.
+    ///
+    /// - Precondition: ``Limits/reservedSGEs`` is positive.
+    public func buildReservedOnly(operation: Operation = .send) {
+        precondition(retention == nil, "release the previous plan before building another")
+        precondition(limits.reservedSGEs > 0, "a request without payload is its reserved SGEs")
+        requests.removeAll(keepingCapacity: true)
+        byteCount = 0
+        postedCount = 0
+        let sges = UnsafeBufferPointer(rebasing: storage[0..<limits.reservedSGEs])
+        requests.append(Request(sges: sges, byteCount: 0, offset: 0, opcode: .send, remoteAddress: 0, rkey: 0, immediateData: 0))
+        shape(&requests[0], isLast: true, operation)
+    }
+
     /// Puts `sge` in reserved slot `slot` of request `request` (a header, say).
     public func setReservedSGE(_ sge: SGE, slot: Int, request: Int) {
         precondition(slot >= 0 && slot < limits.reservedSGEs, "slot \(slot) is not a reserved SGE")

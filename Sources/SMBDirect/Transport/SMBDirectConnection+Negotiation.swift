@@ -79,25 +79,25 @@ extension SMBDirectConnection {
     /// Sends a negotiation message, which needs no credit, from a free send slot.
     private func sendControl(_ encode: (UnsafeMutableRawBufferPointer) -> Int) throws(SMBDirectError) {
         guard let slot = freeSendSlots.popLast() else { preconditionFailure("negotiation found no free send slot") }
-        let buffer = sendBuffer(slot)
-        let length = encode(buffer)
-        sgeStorage[slot * sgeStride] = SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress)), length: UInt32(length),
-                                           lkey: arenaRegion.lkey)
-        try postSend(slot: slot, sgeCount: 1)
+        let length = encode(sendBuffer(slot))
+        sendPlans[slot].buildReservedOnly()
+        try postSend(slot: slot, headerLength: length)
     }
 
-    /// Posts send slot `slot` with its first `sgeCount` SGEs.
-    func postSend(slot: Int, sgeCount: Int) throws(SMBDirectError) {
-        let request = SendWorkRequest(
-            id: Self.workID(.send, slot), opcode: .send,
-            sges: UnsafeBufferPointer(rebasing: sgeStorage[slot * sgeStride..<slot * sgeStride + sgeCount]), flags: .signaled)
+    /// Posts send slot `slot`'s planned message, its header the first `headerLength`
+    /// bytes of the slot's header buffer.
+    func postSend(slot: Int, headerLength: Int) throws(SMBDirectError) {
+        let plan = sendPlans[slot]
+        let header = sendBuffer(slot)
+        plan.setReservedSGE(SGE(address: UInt64(UInt(bitPattern: header.baseAddress)), length: UInt32(headerLength),
+                                lkey: arenaRegion.lkey), slot: 0, request: 0)
         do {
-            try queuePair.postSend(request)
+            try queuePair.postSend(plan.workRequest(at: 0, id: Self.workID(.send, slot), signaled: true))
         } catch {
             releaseSendSlot(slot)
             throw fail(.verbs(error))
         }
-        sendSlots[slot].inFlight = true
+        sendInFlight[slot] = true
         sendsInFlight += 1
     }
 }

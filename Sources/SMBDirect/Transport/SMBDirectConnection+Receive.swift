@@ -12,7 +12,7 @@ extension SMBDirectConnection {
     func inFlightWork(_ completion: WorkCompletion) -> (kind: WorkKind, index: Int)? {
         let index = Int(completion.id & 0xFFFF_FFFF)
         switch WorkKind(rawValue: completion.id >> 32) {
-        case .send: return index < sendSlotCount && sendSlots[index].inFlight ? (.send, index) : nil
+        case .send: return index < sendSlotCount && sendInFlight[index] ? (.send, index) : nil
         case .receive: return index < receiveSlotCount && receivePosted[index] ? (.receive, index) : nil
         case .rdma: return index < rdmaSlotInFlight.count && rdmaSlotInFlight[index] ? (.rdma, index) : nil
         case nil: return nil
@@ -67,13 +67,8 @@ extension SMBDirectConnection {
 
     /// Gives back what send slot `slot`'s payload SGEs retained, and frees the slot.
     func releaseSendSlot(_ slot: Int) {
-        let record = sendSlots[slot]
-        if let keys = record.keys, record.payloadSGEs > 0 {
-            let first = slot * sgeStride + 1
-            SGERetention(keys: keys, pins: record.pins)
-                .release(UnsafeBufferPointer(rebasing: sgeStorage[first..<first + record.payloadSGEs]))
-        }
-        sendSlots[slot] = SendSlot()
+        if sendPlans[slot].isRetaining { sendPlans[slot].release() }
+        sendInFlight[slot] = false
         freeSendSlots.append(slot)
     }
 

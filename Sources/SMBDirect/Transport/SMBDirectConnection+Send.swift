@@ -34,28 +34,29 @@ extension SMBDirectConnection {
         let total = prefix.count + payload.count
         guard total > 0 else { throw .emptyMessage }
         guard total <= limits.maxFragmentedSendSize else { throw .messageTooLarge(length: total, limit: limits.maxFragmentedSendSize) }
-        let retention: any KeyResolver = keys
         let room = limits.maxPayloadPerMessage
         var sent = 0
         while sent < total {
             try waitForSendCredit()
             let slot = freeSendSlots.removeLast()
             let buffer = sendBuffer(slot)
+            let plan = sendPlans[slot]
             let prefixPart = max(0, min(prefix.count - sent, room))
             if prefixPart > 0 {
                 UnsafeMutableRawBufferPointer(rebasing: buffer[SMBDirectDataTransfer.payloadOffset...])
                     .copyMemory(from: UnsafeRawBufferPointer(rebasing: prefix[sent..<sent + prefixPart]))
             }
-            scratch.removeAll(keepingCapacity: true)
             var payloadBytes = 0
             if prefixPart < room, payload.count > 0 {
                 do {
-                    payloadBytes = try payload.extract(maxSize: room - prefixPart, into: &scratch,
-                                                       maxSGEs: configuration.maxPayloadSGEs, keys: keys, ledger: ledger)
+                    // The payload's SGEs are extracted straight into the slot's request, after the header's.
+                    payloadBytes = try plan.build(from: &payload, operation: .send, keys: keys, ledger: ledger,
+                                                  maxSize: room - prefixPart)
                 } catch {
                     freeSendSlots.append(slot)
                     throw sent == 0 ? .extraction(error) : fail(.extraction(error))
                 }
+                if payloadBytes == 0 { plan.release() }
             }
             let dataLength = prefixPart + payloadBytes
             guard dataLength > 0 else {
@@ -63,19 +64,16 @@ extension SMBDirectConnection {
                 throw sent == 0 ? .payloadNotExtractable(remaining: payload.count)
                                 : fail(.payloadNotExtractable(remaining: payload.count))
             }
+            if payloadBytes == 0 { plan.buildReservedOnly() }
             let grant = credits.takeGrant()
             let header = SMBDirectDataTransfer(
                 creditsRequested: UInt16(credits.target), creditsGranted: UInt16(grant),
                 remainingDataLength: UInt32(total - sent - dataLength), dataLength: UInt32(dataLength))
             header.encode(into: buffer)
-            let first = slot * sgeStride
-            sgeStorage[first] = SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress)),
-                                    length: UInt32(SMBDirectDataTransfer.payloadOffset + prefixPart), lkey: arenaRegion.lkey)
-            for (index, sge) in scratch.enumerated() { sgeStorage[first + 1 + index] = sge }
-            sendSlots[slot] = SendSlot(payloadSGEs: scratch.count, keys: retention, pins: payload.extractionWillPin ? ledger : nil)
-            try postSend(slot: slot, sgeCount: 1 + scratch.count)
+            let sgeCount = plan.requests[0].sges.count
+            try postSend(slot: slot, headerLength: SMBDirectDataTransfer.payloadOffset + prefixPart)
             credits.spendSendCredit()
-            count(sentMessageWith: 1 + scratch.count, payloadSGEs: scratch.count, grant: grant, bytes: dataLength)
+            count(sentMessageWith: sgeCount, payloadSGEs: sgeCount - 1, grant: grant, bytes: dataLength)
             sent += dataLength
         }
         statistics.upperLayerMessagesSent += 1
@@ -126,9 +124,8 @@ extension SMBDirectConnection {
         let grant = credits.takeGrant()
         let header = SMBDirectDataTransfer(creditsRequested: UInt16(credits.target), creditsGranted: UInt16(grant), flags: flags)
         let length = header.encode(into: buffer)
-        sgeStorage[slot * sgeStride] = SGE(address: UInt64(UInt(bitPattern: buffer.baseAddress)), length: UInt32(length),
-                                           lkey: arenaRegion.lkey)
-        try postSend(slot: slot, sgeCount: 1)
+        sendPlans[slot].buildReservedOnly()
+        try postSend(slot: slot, headerLength: length)
         credits.spendSendCredit()
         count(sentMessageWith: 1, payloadSGEs: 0, grant: grant, bytes: 0)
         statistics.emptyMessagesSent += 1

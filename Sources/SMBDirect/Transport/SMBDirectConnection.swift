@@ -61,16 +61,6 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         case rdma = 3
     }
 
-    /// What a send slot's payload SGEs retain, to be released when the send completes.
-    struct SendSlot {
-        /// Whether the slot's send is posted and has not completed.
-        var inFlight = false
-        var payloadSGEs = 0
-        var keys: (any KeyResolver)?
-        /// Where the payload's pages are pinned; `nil` when extraction pinned nothing.
-        var pins: PinLedger?
-    }
-
     /// This side's role.
     public let role: Role
     /// What this side offered.
@@ -109,13 +99,13 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     let arenaRegion: Domain.Region
     let sendSlotCount: Int
     let receiveSlotCount: Int
-    var sendSlots: [SendSlot]
+    /// Each send slot's message as a plan of one request: SGE 0 (the header, reserved)
+    /// and up to ``SMBDirectConfiguration/maxPayloadSGEs`` extracted straight from the
+    /// payload; the plan holds what extraction retained until the send completes.
+    let sendPlans: [WorkRequestPlan]
+    /// Whether each send slot's send is posted and has not completed.
+    var sendInFlight: [Bool]
     var freeSendSlots: [Int]
-    /// SGEs of every send slot: SGE 0 (the header) and up to ``SMBDirectConfiguration/maxPayloadSGEs``.
-    let sgeStorage: UnsafeMutableBufferPointer<SGE>
-    let sgeStride: Int
-    /// Extraction's output for one message, reused.
-    var scratch: [SGE]
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
     var reassembler: FragmentReassembler
     var inbox: [[UInt8]] = []
@@ -178,15 +168,13 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         self.arena = arena
         self.sendSlotCount = sendSlotCount
         self.receiveSlotCount = receiveSlotCount
-        sendSlots = Array(repeating: SendSlot(), count: sendSlotCount)
+        let messageLimits = WorkRequestPlan.Limits(maxSGEs: 1 + configuration.maxPayloadSGEs, reservedSGEs: 1,
+                                                   maxMessageSize: configuration.maxSendSize)
+        sendPlans = (0..<sendSlotCount).map { _ in WorkRequestPlan(requestCapacity: 1, limits: messageLimits) }
+        sendInFlight = Array(repeating: false, count: sendSlotCount)
         receivePosted = Array(repeating: false, count: receiveSlotCount)
         rdmaSlotInFlight = Array(repeating: false, count: rdmaSlots)
         freeSendSlots = Array((0..<sendSlotCount).reversed())
-        sgeStride = 1 + configuration.maxPayloadSGEs
-        sgeStorage = .allocate(capacity: sendSlotCount * sgeStride)
-        sgeStorage.initialize(repeating: SGE(address: 0, length: 0, lkey: 0))
-        scratch = []
-        scratch.reserveCapacity(configuration.maxPayloadSGEs)
         completions = .allocate(capacity: 32)
         completions.initialize(repeating: WorkCompletion(id: 0, status: .success, opcode: .send, byteCount: 0, queuePairNumber: 0))
         credits = SMBDirectCredits(target: configuration.sendCreditTarget, maxGrant: configuration.maxCreditsPerGrant)
@@ -225,7 +213,6 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
 
     deinit {
         if !isTornDown { tearDown() }
-        sgeStorage.deallocate()
         completions.deallocate()
     }
 
