@@ -52,7 +52,8 @@ struct SoftForkProtection {
     mutating func hold(address: UInt, length: Int) throws(VerbsError) {
         let pages = Self.pages(address: address, length: length)
         let fresh = unheld(in: pages)
-        for (index, run) in fresh.enumerated() where Self.advise(run, MADV_DONTFORK) != 0 {
+        for (index, run) in fresh.enumerated() {
+            guard Self.advise(run, MADV_DONTFORK) != 0 else { continue }
             let error = errno
             // madvise(2) marks what is mapped of a range even when it fails for a hole
             // in it, so the run that failed is undone as well.

@@ -124,4 +124,37 @@ struct SoftVerbsForkTests {
             #expect(try verbs.drain(verbs.senderQueue).map(\.status) == [.success, .success])
         }
     }
+
+    @Test("random registrations and deregistrations on two devices keep out of a child exactly the pages a region is on")
+    func againstPageCounts() async {
+        await #expect(processExitsWith: .success) {
+            let domains = [try SoftVerbs(forkProtection: true).allocateProtectionDomain(),
+                           try SoftVerbs(forkProtection: true).allocateProtectionDomain()]
+            let memory = PrivatePages(8)
+            var random = SplitMix64(seed: 19)
+            var live: [(region: SoftMemoryRegion, pages: ClosedRange<Int>)] = []
+            for step in 0..<200 {
+                if live.isEmpty || (live.count < 6 && Bool.random(using: &random)) {
+                    let start = Int.random(in: 0..<8 * pageSize - 1, using: &random)
+                    let length = Int.random(in: 1...min(3 * pageSize, 8 * pageSize - start), using: &random)
+                    let domain = domains[Int.random(in: 0...1, using: &random)]
+                    let region = try domain.registerMemory(address: memory.address + UInt(start), length: length, access: [])
+                    live.append((region, start / pageSize...(start + length - 1) / pageSize))
+                } else {
+                    try live.remove(at: Int.random(in: 0..<live.count, using: &random)).region.deregister()
+                }
+                // Bit n: page n is held by some region, so the child must not have it.
+                let held = live.reduce(0) { mask, entry in entry.pages.reduce(mask) { $0 | 1 << $1 } }
+                let missing = statusOfForkedChild {
+                    (0..<8).reduce(0) { mask, page in
+                        msync(memory.bytes.baseAddress! + page * pageSize, pageSize, MS_ASYNC) == 0 ? mask : mask | 1 << page
+                    }
+                }
+                #expect(missing == Int32(held), "step \(step)")
+                if missing != Int32(held) { break }
+            }
+            for entry in live { try entry.region.deregister() }
+            #expect(statusOfForkedChild { msync(memory.bytes.baseAddress!, 8 * pageSize, MS_ASYNC) } == 0)
+        }
+    }
 }
