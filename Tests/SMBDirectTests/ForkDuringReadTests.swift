@@ -12,6 +12,8 @@ import SoftVerbs
 struct ForkDuringRead {
     /// Whether the child had the registered pages.
     var childHadPages: Bool
+    /// Whether a child forked after the registration was released had them.
+    var laterChildHadPages: Bool
     /// The read's data, as it was sent.
     var sent: [UInt8]
     /// Bytes 1000..<7000 of the two pages, the read's buffer: 3096 on the first page, 2904 on the second.
@@ -22,7 +24,8 @@ struct ForkDuringRead {
     /// The client registers a read's destination (6000 bytes from the middle of a page
     /// into the next) for the server, the process forks (the child exits at once), the
     /// parent writes one byte elsewhere on the buffer's first page, and then the server
-    /// RDMA-WRITEs the data into the descriptors it was given.
+    /// RDMA-WRITEs the data into the descriptors it was given; the client releases the
+    /// registration and the process forks again.
     init(forkProtection: Bool) throws {
         let device = SoftVerbs(tracksPhysicalPages: true, forkProtection: forkProtection)
         let loop = try SMBDirectLoopback(device: device)
@@ -30,16 +33,17 @@ struct ForkDuringRead {
         let memory = pages.bytes
         memory.initializeMemory(as: UInt8.self, repeating: 0x11)
         sent = randomBytes(6000, seed: 19)
-        let source = UnsafeMutableRawBufferPointer.allocate(byteCount: sent.count, alignment: 4096)
+        let source = UnsafeMutableRawBufferPointer.allocate(byteCount: sent.count, alignment: pageSize)
         defer { source.deallocate() }
         source.copyMemory(from: sent.withUnsafeBytes { $0 })
         let sourceRegion = try loop.responderDomain.registerMemory(source, access: [])
         var destination = IOIterator(destination: UnsafeMutableRawBufferPointer(rebasing: memory[1000..<7000]))
         let registration = try loop.initiator.register(&destination, maxSize: 1 << 20)
-        childHadPages = childOfForkMaps(address: pages.address, length: 2 * 4096)
+        childHadPages = childOfForkMaps(address: pages.address, length: 2 * pageSize)
         memory[10] = 0x5A
         try loop.responder.write(UnsafeRawBufferPointer(source), lkey: sourceRegion.lkey, to: registration.descriptors)
         loop.initiator.release(registration)
+        laterChildHadPages = childOfForkMaps(address: pages.address, length: 2 * pageSize)
         try sourceRegion.deregister()
         received = Array(memory[1000..<7000])
         neighbour = memory[10]
@@ -56,7 +60,7 @@ struct ForkDuringReadTests {
     func unprotected() async {
         await #expect(processExitsWith: .success) {
             let read = try ForkDuringRead(forkProtection: false)
-            #expect(read.childHadPages)
+            #expect(read.childHadPages && read.laterChildHadPages)
             #expect(read.neighbour == 0x5A)
             // The parent's write moved it to a copy of the first page; the device wrote the
             // old page, which only the registration still holds.
@@ -65,11 +69,12 @@ struct ForkDuringReadTests {
         }
     }
 
-    @Test("with fork protection (MADV_DONTFORK on registered pages), the data arrives and the child has no such pages")
+    @Test("with fork protection (MADV_DONTFORK on registered pages), the data arrives and only a child forked after release has the pages")
     func protected() async {
         await #expect(processExitsWith: .success) {
             let read = try ForkDuringRead(forkProtection: true)
             #expect(!read.childHadPages)
+            #expect(read.laterChildHadPages, "release gives the pages back to later children")
             #expect(read.neighbour == 0x5A)
             #expect(read.received == read.sent)
         }
