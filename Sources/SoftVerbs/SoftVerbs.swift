@@ -22,8 +22,10 @@ import Verbs
 /// Copying by virtual address hides one thing a real device does: it keeps the
 /// *physical* pages a memory region pinned at registration, so after the program
 /// unmaps the memory and maps new memory at the same address, the device still reads
-/// and writes the old pages. A device made with `tracksPhysicalPages: true` shows it
-/// (see ``init(name:attributes:tracksPhysicalPages:)``).
+/// and writes the old pages. A device made with `tracksPhysicalPages: true` shows it,
+/// and with it what `fork()` does to registered memory; `forkProtection: true` adds
+/// what `ibv_fork_init` does against that (see
+/// ``init(name:attributes:tracksPhysicalPages:forkProtection:)``).
 public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     /// The device's name; its queue pairs use it as their GID.
     public let name: String
