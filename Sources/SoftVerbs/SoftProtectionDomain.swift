@@ -23,7 +23,9 @@ public final class SoftProtectionDomain: ProtectionDomain, @unchecked Sendable {
     /// is `ibv_reg_mr`.
     /// - Throws: what `ProtectionDomain.registerMemory(address:length:access:)` lists, and
     ///   `EFAULT`, as `ibv_reg_mr` reports when it cannot pin the pages, when part of the
-    ///   range is not mapped in this process.
+    ///   range is not mapped in this process; on a device with fork protection, the
+    ///   `errno` of `madvise(MADV_DONTFORK)` before anything else (`ENOMEM` for a range
+    ///   not all mapped), as `ibv_reg_mr` reports it after `ibv_fork_init`.
     public func registerMemory(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) -> SoftMemoryRegion {
         let keys = try device.state.withLock { (state) throws(VerbsError) in
             try state.register(domain: handle, address: address, length: length, access: access)

@@ -22,8 +22,10 @@ import Verbs
 /// Copying by virtual address hides one thing a real device does: it keeps the
 /// *physical* pages a memory region pinned at registration, so after the program
 /// unmaps the memory and maps new memory at the same address, the device still reads
-/// and writes the old pages. A device made with `tracksPhysicalPages: true` shows it
-/// (see ``init(name:attributes:tracksPhysicalPages:)``).
+/// and writes the old pages. A device made with `tracksPhysicalPages: true` shows it,
+/// and with it what `fork()` does to registered memory; `forkProtection: true` adds
+/// what `ibv_fork_init` does against that (see
+/// ``init(name:attributes:tracksPhysicalPages:forkProtection:)``).
 public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     /// The device's name; its queue pairs use it as their GID.
     public let name: String
@@ -32,6 +34,9 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     /// Whether memory regions check, at every access, that their pages are still the
     /// physical pages they were registered with.
     public let tracksPhysicalPages: Bool
+    /// Whether registration keeps a region's pages out of a `fork()` child
+    /// (`MADV_DONTFORK`), as libibverbs does once fork protection is enabled.
+    public let forkProtection: Bool
     let state: LockedValue<SoftVerbsState>
 
     /// Limits like those of a soft-RoCE (`rxe`) device: 32 SGEs, 8 MiB messages.
@@ -65,15 +70,37 @@ public final class SoftVerbs: VerbsDevice, @unchecked Sendable {
     /// region larger than a pipe holds (1 MiB without `CAP_SYS_RESOURCE`) holds only its
     /// first pages. Off by default; off, accesses cost what they always did.
     ///
+    /// The hold is a page reference, not a pin (`vmsplice(2)` takes references), so
+    /// `fork()` makes a tracked region's pages copy-on-write, as Linux did for every
+    /// registered page before 5.9 (a real device's pages are pinned, and Linux copies
+    /// pinned pages for the child at fork since then): the parent's first write to such
+    /// a page after a fork, anywhere on the page, moves the parent to a copy, and the
+    /// device's accesses through the region then behave as above. That is the hazard
+    /// `ibv_fork_init` exists for.
+    ///
+    /// With `forkProtection`, the device does what libibverbs does for every
+    /// registration after `ibv_fork_init` enabled fork protection (`IBV_FORK_ENABLED`):
+    /// registration marks the region's pages `MADV_DONTFORK` (whole pages, so the bytes
+    /// around a region that starts or ends mid-page go too), a `fork()` child then has
+    /// no memory there, and deregistration marks them `MADV_DOFORK` again once no other
+    /// region is on them. Pages are counted across every device of the process made with
+    /// fork protection, as libibverbs counts them across devices, so overlapping and
+    /// neighbouring regions keep their pages out of a child until the last of them is
+    /// deregistered. Registration then fails first with the `errno` of `madvise(2)`, as
+    /// `ibv_reg_mr` does: `ENOMEM` for a range that is not all mapped (rather than
+    /// `EFAULT`). Off by default.
+    ///
     /// - Precondition: `tracksPhysicalPages` only where ``canTrackPhysicalPages``.
     public init(name: String = "soft0", attributes: DeviceAttributes = SoftVerbs.defaultAttributes,
-                tracksPhysicalPages: Bool = false) {
+                tracksPhysicalPages: Bool = false, forkProtection: Bool = false) {
         precondition(!tracksPhysicalPages || Self.canTrackPhysicalPages,
                      "tracking physical pages needs /proc/self/pagemap frame numbers (CAP_SYS_ADMIN): check SoftVerbs.canTrackPhysicalPages")
         self.name = name
         self.attributes = attributes
         self.tracksPhysicalPages = tracksPhysicalPages
-        self.state = LockedValue(SoftVerbsState(attributes: attributes, tracksPhysicalPages: tracksPhysicalPages))
+        self.forkProtection = forkProtection
+        self.state = LockedValue(SoftVerbsState(attributes: attributes, tracksPhysicalPages: tracksPhysicalPages,
+                                                forkProtection: forkProtection))
     }
 
     deinit { close(state.withLock { $0.deviceEventDescriptor }) }

@@ -17,7 +17,7 @@ extension SoftVerbsState {
     }
 
     /// ``gather(_:into:)`` with every page checked.
-    func gatherTracked(_ send: PendingSend, into destinations: [TrackedSegment]) {
+    mutating func gatherTracked(_ send: PendingSend, into destinations: [TrackedSegment]) {
         if let data = send.inlineData {
             data.withUnsafeBytes { bytes in
                 copyTracked(from: [(UInt(bitPattern: bytes.baseAddress), bytes.count, nil)], to: destinations)
@@ -30,7 +30,7 @@ extension SoftVerbsState {
     /// ``copy(from:to:)``, page by page: a piece whose source page changed since its
     /// region was registered delivers `SoftVerbs.poisonByte`, and a piece whose
     /// destination page changed is dropped.
-    func copyTracked(from sources: [TrackedSegment], to destinations: [TrackedSegment]) {
+    mutating func copyTracked(from sources: [TrackedSegment], to destinations: [TrackedSegment]) {
         let pageSize = PageFrames.pageSize
         var source = 0, sourceOffset = 0
         var destination = 0, destinationOffset = 0
@@ -47,6 +47,7 @@ extension SoftVerbsState {
                 } else {
                     memset(target, Int32(SoftVerbs.poisonByte), n)
                 }
+                followWrite(to, through: destinations[destination].lkey)
             }
             sourceOffset += n
             destinationOffset += n
@@ -59,9 +60,26 @@ extension SoftVerbsState {
     /// `lkey` recorded for it (always, for inline data).
     func isCurrent(_ address: UInt, through lkey: UInt32?) -> Bool {
         guard let lkey else { return true }
-        let region = regions[lkey]!
-        let index = Int((address - (region.address & ~(PageFrames.pageSize - 1))) / PageFrames.pageSize)
-        let recorded = region.snapshot!.frames[index]
+        let recorded = regions[lkey]!.snapshot!.frames[Self.page(of: address, in: regions[lkey]!)]
         return recorded != PageFrames.absent && recorded == PageFrames.frame(ofPageAt: address)
+    }
+
+    /// Records the frame behind the page holding `address` again after the device wrote
+    /// it through the region with `lkey`, having found it current.
+    ///
+    /// SoftVerbs writes through the program's mapping, and the first write to a page
+    /// that `fork()` made copy-on-write moves the program to a copy of the page. A real
+    /// device writes the physical page instead, which the program still maps until the
+    /// program itself writes the page; so the region follows the program to the copy.
+    /// The copy is not held as the registered pages are.
+    mutating func followWrite(_ address: UInt, through lkey: UInt32?) {
+        guard let lkey else { return }
+        let index = Self.page(of: address, in: regions[lkey]!)
+        regions[lkey]!.snapshot!.frames[index] = PageFrames.frame(ofPageAt: address)
+    }
+
+    /// The index, among the pages of `region`, of the page that holds `address`.
+    private static func page(of address: UInt, in region: Region) -> Int {
+        Int((address - (region.address & ~(PageFrames.pageSize - 1))) / PageFrames.pageSize)
     }
 }

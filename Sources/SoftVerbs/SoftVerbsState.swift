@@ -100,6 +100,8 @@ struct SoftVerbsState {
     let attributes: DeviceAttributes
     /// Whether regions record their physical frames and accesses check them.
     let tracksPhysicalPages: Bool
+    /// Whether regions keep their pages out of a `fork` child (`SoftForkProtection`).
+    let forkProtection: Bool
     var nextHandle: UInt32 = 1
     var domainUsers: [UInt32: Int] = [:]
     var regions: [UInt32: Region] = [:]
@@ -114,9 +116,10 @@ struct SoftVerbsState {
     var deviceEvents: [DeviceEvent] = []
     let deviceEventDescriptor: Int32 = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
 
-    init(attributes: DeviceAttributes, tracksPhysicalPages: Bool) {
+    init(attributes: DeviceAttributes, tracksPhysicalPages: Bool, forkProtection: Bool) {
         self.attributes = attributes
         self.tracksPhysicalPages = tracksPhysicalPages
+        self.forkProtection = forkProtection
     }
 
     mutating func makeHandle() -> UInt32 {
@@ -130,6 +133,28 @@ struct SoftVerbsState {
         guard length > 0, !address.addingReportingOverflow(UInt(length)).overflow else {
             throw VerbsError(.registerMemory, errno: EINVAL, "\(length) bytes at 0x\(String(address, radix: 16)) is no valid range")
         }
+        // libibverbs marks the range before the kernel checks anything else, and unmarks
+        // it when the kernel refuses the registration.
+        if forkProtection {
+            try SoftForkProtection.shared.withLock { (pages) throws(VerbsError) in try pages.hold(address: address, length: length) }
+        }
+        do {
+            try checkRegistrable(address: address, length: length, access: access)
+        } catch {
+            if forkProtection { SoftForkProtection.shared.withLock { $0.release(address: address, length: length) } }
+            throw error
+        }
+        let lkey = makeHandle() << 8 | 0x11
+        let rkey = makeHandle() << 8 | 0x22
+        regions[lkey] = Region(domain: domain, address: address, length: length, access: access, rkey: rkey,
+                               snapshot: tracksPhysicalPages ? PageFrames.snapshot(address: address, length: length) : nil)
+        regionsByRKey[rkey] = lkey
+        domainUsers[domain, default: 0] += 1
+        return (lkey, rkey)
+    }
+
+    /// What the kernel checks when `ibv_reg_mr` asks it to register a valid range.
+    private mutating func checkRegistrable(address: UInt, length: Int, access: AccessFlags) throws(VerbsError) {
         guard length <= attributes.maxMemoryRegionSize else {
             throw VerbsError(.registerMemory, errno: EINVAL, "\(length) bytes exceed max_mr_size \(attributes.maxMemoryRegionSize)")
         }
@@ -145,13 +170,6 @@ struct SoftVerbsState {
         if faults.registrationFails() {
             throw VerbsError(.registerMemory, errno: ENOMEM, "injected registration failure")
         }
-        let lkey = makeHandle() << 8 | 0x11
-        let rkey = makeHandle() << 8 | 0x22
-        regions[lkey] = Region(domain: domain, address: address, length: length, access: access, rkey: rkey,
-                               snapshot: tracksPhysicalPages ? PageFrames.snapshot(address: address, length: length) : nil)
-        regionsByRKey[rkey] = lkey
-        domainUsers[domain, default: 0] += 1
-        return (lkey, rkey)
     }
 
     /// Whether every page of `length` bytes at `address` (a range that does not wrap) is
@@ -177,6 +195,7 @@ struct SoftVerbsState {
     mutating func deregister(lkey: UInt32) {
         guard let region = regions.removeValue(forKey: lkey) else { return }
         region.snapshot?.release()
+        if forkProtection { SoftForkProtection.shared.withLock { $0.release(address: region.address, length: region.length) } }
         regionsByRKey[region.rkey] = nil
         domainUsers[region.domain, default: 1] -= 1
     }
