@@ -30,6 +30,7 @@ let package = Package(
                 .product(name: "ScatterList", package: parentIdentity),
                 .product(name: "RDMASGE", package: parentIdentity),
                 .product(name: "SoftVerbs", package: parentIdentity),
+                .product(name: "SMBDirect", package: parentIdentity),
                 "CBaseline",
                 "BenchmarkTestKit",
             ],

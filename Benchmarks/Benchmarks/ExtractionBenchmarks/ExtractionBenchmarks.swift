@@ -149,6 +149,8 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    signingBenchmarks(bvec: workloads.first { $0.name == "BVEC-256" }!, ledger: ledger)
+
     // One 64 KiB range looked up in an MR cache and released: a hit on a warm cache, and a
     // registration (a disabled cache registers on every lookup and deregisters on release).
     // Steady state: a thousand lookups per sample, each row reported per lookup (scaled,
