@@ -23,6 +23,8 @@ extension SMBDirectSend {
         /// The dialect the server chose and the session flags it gave (1: guest, 2: null).
         public var dialect: UInt16
         public var sessionFlags: UInt16
+        /// How the session signed: `signed (AES-CMAC)` or `unsigned`.
+        public var signing: String
         /// The limits SMB Direct negotiated with the server.
         public var limits: SMBDirectLimits?
         /// The client's transport counters: messages, SGEs, credits.
@@ -61,7 +63,7 @@ extension SMBDirectSend {
             return """
             \(bytes) bytes \(readStatistics == nil ? "to" : "from") \(target) in \(elapsed), \(TransferProgressBar.mebibytes(Int(rate))) MiB/s (setup \(setup)); \
             \(verifiedCopy.map { "copy verified (\($0))" } ?? "copy not checked")
-            server:       \(device) port \(port), dialect 0x\(String(dialect, radix: 16)), session flags \(sessionFlags)
+            server:       \(device) port \(port), dialect 0x\(String(dialect, radix: 16)), session flags \(sessionFlags), \(signing)
             limits:       \(limitText)
             messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
             SGEs/message: \(sgesPerMessage / 100).\(sgesPerMessage % 100 < 10 ? "0" : "")\(sgesPerMessage % 100) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
@@ -78,7 +80,7 @@ extension SMBDirectSend {
     /// Connects to a real SMB Direct server through the connection manager
     /// (librdmacm): resolves `target.host` (an IPv4 or IPv6 address) to an RDMA device,
     /// connects to `port` with ``RDMAConnection``, negotiates SMB Direct, then runs
-    /// NEGOTIATE, an anonymous SESSION_SETUP and TREE_CONNECT with a client of
+    /// NEGOTIATE, SESSION_SETUP (`login`'s) and TREE_CONNECT with a client of
     /// `inlineThreshold`, `depth` and `maxDescriptors`; calls `body` with it, then
     /// disconnects and closes the protection domain in order (a region or queue pair
     /// left behind shows as `EBUSY`). `receivedMessageTap` gets every SMB Direct
@@ -86,8 +88,8 @@ extension SMBDirectSend {
     /// device's name and how long the setup took.
     static func withSession<R>(
         target: SMBDirectSendTarget, port: UInt16, inlineThreshold: Int, depth: Int, maxDescriptors: Int,
-        configuration: SMBDirectConfiguration, receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)?,
-        _ body: (SMB2Client<IBVerbsProtectionDomain>) throws(SMBDirectSendError) -> R
+        configuration: SMBDirectConfiguration, login: SMBDirectSendLogin,
+        receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)?, _ body: (SMB2Client<IBVerbsProtectionDomain>) throws(SMBDirectSendError) -> R
     ) throws(SMBDirectSendError) -> (result: R, client: SMB2Client<IBVerbsProtectionDomain>, device: String, setup: Duration) {
         let clock = ContinuousClock()
         let began = clock.now
@@ -136,11 +138,9 @@ extension SMBDirectSend {
             throw .smb(.transport(error))
         }
         let client = SMB2Client(connection: connection, inlineThreshold: inlineThreshold, maxDescriptors: maxDescriptors,
-                                depth: depth)
+                                depth: depth, requiresSigning: login.requiresSigning)
         do throws(SMB2Error) {
-            try client.negotiate()
-            try client.setUpAnonymousSession()
-            try client.connectTree(target.uncShare)
+            try login.start(client, share: target.uncShare)
         } catch {
             throw .smb(error)
         }
@@ -164,7 +164,7 @@ extension SMBDirectSend {
     }
 
     /// Writes `file` to `target` on a real SMB Direct server (see
-    /// `withSession(target:port:inlineThreshold:depth:maxDescriptors:configuration:receivedMessageTap:_:)`):
+    /// `withSession(target:port:inlineThreshold:depth:maxDescriptors:configuration:login:receivedMessageTap:_:)`):
     /// CREATE, the WRITEs (inline up to `inlineThreshold` bytes, through the RDMA
     /// channel above, up to `depth` in flight, each with at most `maxDescriptors`
     /// buffer descriptors) and CLOSE. The file is read into folios of at most order
@@ -180,7 +180,7 @@ extension SMBDirectSend {
         depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth,
         maxDescriptors: Int = SMB2Client<IBVerbsProtectionDomain>.defaultMaxDescriptors,
         maxFolioOrder: Int = Folio.maxOrder, configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
-        verifyPath: String? = nil,
+        verifyPath: String? = nil, login: SMBDirectSendLogin = .anonymous,
         receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> RemoteReport {
@@ -188,7 +188,7 @@ extension SMBDirectSend {
         let clock = ContinuousClock()
         let session = try withSession(
             target: target, port: port, inlineThreshold: inlineThreshold, depth: depth, maxDescriptors: maxDescriptors,
-            configuration: configuration, receivedMessageTap: receivedMessageTap
+            configuration: configuration, login: login, receivedMessageTap: receivedMessageTap
         ) { (client) throws(SMBDirectSendError) -> Duration in
             do throws(SMB2Error) {
                 let handle = try client.create(target.smbPath)
@@ -207,7 +207,7 @@ extension SMBDirectSend {
     }
 
     /// Reads `target` from a real SMB Direct server into the local file `file` (see
-    /// `withSession(target:port:inlineThreshold:depth:maxDescriptors:configuration:receivedMessageTap:_:)`):
+    /// `withSession(target:port:inlineThreshold:depth:maxDescriptors:configuration:login:receivedMessageTap:_:)`):
     /// OPEN, the READs into a reused window of anonymous user memory (inline up to
     /// `inlineThreshold` bytes, through the RDMA channel above, the pages pinned while
     /// the server writes them, up to `depth` in flight), CLOSE. Fork protection is
@@ -219,14 +219,14 @@ extension SMBDirectSend {
         depth: Int = SMB2Client<IBVerbsProtectionDomain>.defaultDepth,
         maxDescriptors: Int = SMB2Client<IBVerbsProtectionDomain>.defaultMaxDescriptors,
         configuration: SMBDirectConfiguration = SMBDirectConfiguration(), verifyPath: String? = nil,
-        receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
+        login: SMBDirectSendLogin = .anonymous, receivedMessageTap: ((UnsafeRawBufferPointer) -> Void)? = nil,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> RemoteReport {
         let fork: IBVerbs.ForkProtection
         do throws(VerbsError) { fork = try IBVerbs.enableForkProtection() } catch { throw .smb(.transport(.verbs(error))) }
         let session = try withSession(
             target: target, port: port, inlineThreshold: inlineThreshold, depth: depth, maxDescriptors: maxDescriptors,
-            configuration: configuration, receivedMessageTap: receivedMessageTap
+            configuration: configuration, login: login, receivedMessageTap: receivedMessageTap
         ) { (client) throws(SMBDirectSendError) in
             try readFile(client, target, into: file, progress: progress)
         }
@@ -245,7 +245,8 @@ extension SMBDirectSend {
         let statistics = client.statistics
         return RemoteReport(
             target: target, port: port, device: device, bytes: bytes, elapsed: elapsed, setup: setup,
-            dialect: client.dialect, sessionFlags: client.sessionFlags, limits: client.connection.limits,
+            dialect: client.dialect, sessionFlags: client.sessionFlags, signing: SMBDirectSendLogin.signingText(of: client),
+            limits: client.connection.limits,
             transport: client.connection.statistics, inlineWrites: statistics.inlineWrites, inlineBytes: statistics.inlineBytes,
             rdmaWrites: statistics.rdmaWrites, rdmaBytes: statistics.rdmaBytes,
             bufferDescriptors: statistics.bufferDescriptors, depth: depth,

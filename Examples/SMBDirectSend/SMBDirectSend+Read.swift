@@ -68,20 +68,20 @@ extension SMBDirectSend {
     /// Reads `target.path` from the in-process server over SoftVerbs, which serves the
     /// files of `serverRoot`, into the local file `file`, then verifies it against the
     /// server's file byte for byte; up to `depth` READs in flight, the server answering
-    /// them as `scheduling` says.
+    /// them as `scheduling` says. The session is `login`'s, whom the server then knows.
     public static func runInProcessRead(
         file: String, target: SMBDirectSendTarget, serverRoot: String, inlineThreshold: Int = 4096,
         depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth,
         maxDescriptors: Int = SMB2Client<SoftProtectionDomain>.defaultMaxDescriptors,
         scheduling: SMB2WriteScheduling = .immediate, configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
-        progress: (Int, Int, Duration) -> Void = { _, _, _ in }
+        login: SMBDirectSendLogin = .anonymous, progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> Report {
         let serverCopy = serverRoot + "/" + target.path
         let loopback: SMB2Loopback<SoftVerbs>
         do {
             loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
                                         client: configuration, server: configuration, inlineThreshold: inlineThreshold,
-                                        depth: depth)
+                                        depth: depth, users: login.serverUsers, clientRequiresSigning: login.requiresSigning)
         } catch {
             throw .smb(.transport(error))
         }
@@ -91,9 +91,7 @@ extension SMBDirectSend {
         let result: (bytes: Int, elapsed: Duration)
         do throws(SMBDirectSendError) {
             do throws(SMB2Error) {
-                try client.negotiate()
-                try client.setUpAnonymousSession()
-                try client.connectTree(target.uncShare)
+                try login.start(client, share: target.uncShare)
             } catch {
                 throw SMBDirectSendError.smb(error)
             }
@@ -108,6 +106,7 @@ extension SMBDirectSend {
                             client: client.statistics, depth: depth, serverRDMAReadBytes: 0, copyPath: file,
                             leftovers: Leftovers(of: client))
         report.isRead = true
+        report.signing = SMBDirectSendLogin.signingText(of: client)
         report.serverRDMAWriteBytes = loopback.server.statistics.rdmaWriteBytes
         return report
     }

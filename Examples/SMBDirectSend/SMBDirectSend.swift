@@ -36,6 +36,8 @@ public enum SMBDirectSend {
         public var serverRDMAWriteBytes = 0
         /// What the client held once the last response arrived.
         public var leftovers: Leftovers
+        /// How the session signed, as ``SMBDirectSendLogin`` words it: `signed (AES-CMAC)` or `unsigned`.
+        public var signing = "unsigned"
 
         /// Bytes per second.
         public var rate: Double { TransferProgressBar.rate(bytes: bytes, elapsed: elapsed) }
@@ -44,6 +46,7 @@ public enum SMBDirectSend {
             let t = transport
             return """
             \(bytes) bytes \(isRead ? "from" : "to") \(target) in \(elapsed), \(TransferProgressBar.mebibytes(Int(rate))) MiB/s; copy verified (\(copyPath))
+            session:      \(signing)
             messages:     \(t.messagesSent) sent (\(t.emptyMessagesSent) without payload), \(t.messagesReceived) received
             SGEs/message: \(String(format2: t.sgesPerMessage)) mean, \(t.maxSGEsPerMessage) max (SGE 0 the header; \(t.payloadSGEsSent) payload SGEs from the iterator)
             \(isRead ? Self.readsLine(client) : "writes:       \(client.inlineWrites) inline (\(client.inlineBytes) bytes), \(client.rdmaWrites) through the RDMA channel (\(client.bufferDescriptors) buffer descriptors)")
@@ -67,14 +70,15 @@ public enum SMBDirectSend {
     /// writes into `serverRoot`, then verifies the copy byte for byte, with up to
     /// `depth` WRITEs in flight of at most `maxDescriptors` buffer descriptors each, the
     /// server answering them as `scheduling` says. The file is read into folios of at
-    /// most order `maxFolioOrder` (0: single pages, one descriptor each).
+    /// most order `maxFolioOrder` (0: single pages, one descriptor each). The session
+    /// is `login`'s, whom the server then knows (anonymous by default).
     /// `progress` is called after every WRITE's final response with the bytes written,
     /// the total and the time so far.
     public static func runInProcess(
         file: String, target: SMBDirectSendTarget, serverRoot: String, inlineThreshold: Int = 4096,
         depth: Int = SMB2Client<SoftProtectionDomain>.defaultDepth, maxDescriptors: Int = SMB2Client<SoftProtectionDomain>.defaultMaxDescriptors,
         maxFolioOrder: Int = Folio.maxOrder, scheduling: SMB2WriteScheduling = .immediate,
-        configuration: SMBDirectConfiguration = SMBDirectConfiguration(),
+        configuration: SMBDirectConfiguration = SMBDirectConfiguration(), login: SMBDirectSendLogin = .anonymous,
         progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> Report {
         let source = try PageCacheFile(path: file, maxFolioOrder: maxFolioOrder)
@@ -83,7 +87,7 @@ public enum SMBDirectSend {
         do {
             loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
                                         client: configuration, server: configuration, inlineThreshold: inlineThreshold,
-                                        depth: depth)
+                                        depth: depth, users: login.serverUsers, clientRequiresSigning: login.requiresSigning)
         } catch {
             throw .smb(.transport(error))
         }
@@ -93,9 +97,7 @@ public enum SMBDirectSend {
         let clock = ContinuousClock()
         var elapsed = Duration.zero
         do throws(SMB2Error) {
-            try client.negotiate()
-            try client.setUpAnonymousSession()
-            try client.connectTree(target.uncShare)
+            try login.start(client, share: target.uncShare)
             let file = try client.create(target.smbPath)
             var iterator = source.makeIterator()
             let start = clock.now
@@ -107,9 +109,12 @@ public enum SMBDirectSend {
             throw .smb(loopback.server.failure ?? error)
         }
         try verify(copyPath, against: source)
-        return Report(target: target, bytes: source.size, elapsed: elapsed, transport: client.connection.statistics,
-                      client: client.statistics, depth: depth, serverRDMAReadBytes: loopback.server.statistics.rdmaReadBytes,
-                      copyPath: copyPath, leftovers: Leftovers(of: client))
+        var report = Report(target: target, bytes: source.size, elapsed: elapsed, transport: client.connection.statistics,
+                            client: client.statistics, depth: depth,
+                            serverRDMAReadBytes: loopback.server.statistics.rdmaReadBytes, copyPath: copyPath,
+                            leftovers: Leftovers(of: client))
+        report.signing = SMBDirectSendLogin.signingText(of: client)
+        return report
     }
 
     /// Compares the file at `path` with `source`, byte for byte.

@@ -1,8 +1,10 @@
 // Writes a file, read through the page cache (an XARRAY iterator), to an SMB server
-// over SMB Direct, with SMB2 (NEGOTIATE, anonymous SESSION_SETUP, TREE_CONNECT,
-// CREATE, WRITE inline or through the RDMA channel, CLOSE).
+// over SMB Direct, with SMB2 (NEGOTIATE up to 3.1.1, SESSION_SETUP anonymous or NTLMv2,
+// TREE_CONNECT, CREATE, WRITE inline or through the RDMA channel, CLOSE), signed
+// when either side requires it.
 //
 //     swift run smbdirect-send FILE [//host/share/path]
+//     PASSWD=... swift run smbdirect-send FILE //host/share/path --user NAME [--sign]
 //     swift run smbdirect-send --read FILE //host/share/path     (a server's file into FILE)
 //     swift run smbdirect-send --read FILE --serve SOURCE        (in-process: SOURCE served)
 //
@@ -32,6 +34,8 @@ struct SMBDirectSendCommand: ParsableCommand {
         reads the server's file into FILE (same order: the local file, then the remote path). Without a server, \
         --read FILE --serve SOURCE reads SOURCE through the in-process server (which serves SOURCE's directory) \
         into FILE and compares the two.
+
+        A user: --user NAME (or DOMAIN\\NAME), the password from the environment variable PASSWD or the first line         of --password-file (never from the command line, never printed); without --user the session is anonymous.         The session signs every message (AES-CMAC, SMB 3.1.1) when the server requires it or with --sign. A         signature covers the SMB2 messages only, not data the RDMA channel moves, so a signed session sends every         WRITE and READ inline, at most one SMB Direct message each, as the kernel's cifs client does. Exit status:         77 when the user name or password is wrong, 78 when signing is required and fails (a response whose         signature does not verify, or a session with no key), 1 for anything else.
         """)
 
     @Argument(help: "The file to send (with --read: the file the server's file is read into).")
@@ -83,7 +87,19 @@ struct SMBDirectSendCommand: ParsableCommand {
         valueName: "source"))
     var serve: String?
 
+    @Option(help: ArgumentHelp("The user the session is for: NAME or DOMAIN\\NAME (the password: PASSWD or --password-file).",
+                               valueName: "name"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("With --user: a file whose first line is the password (instead of PASSWD).", valueName: "file"))
+    var passwordFile: String?
+
+    @Flag(help: "Require the session to sign every message, even when the server does not ask for it (needs --user).")
+    var sign = false
+
     mutating func validate() throws {
+        if user == nil, passwordFile != nil { throw ValidationError("--password-file goes with --user") }
+        if sign, user == nil { throw ValidationError("--sign needs --user: an anonymous session has no key to sign with") }
         guard inlineThreshold >= 0 else { throw ValidationError("--inline-threshold must not be negative") }
         guard (1...1024).contains(depth) else { throw ValidationError("--depth must be in 1...1024") }
         guard (1...4095).contains(maxDescriptors) else { throw ValidationError("--max-descriptors must be in 1...4095") }
@@ -101,6 +117,50 @@ struct SMBDirectSendCommand: ParsableCommand {
     }
 
     func run() throws {
+        do {
+            try transfer(login: login())
+        } catch SMBDirectSendError.smb(let error) {
+            let status: Int32 = switch error {
+            case .status(.logonFailure, _): 77
+            case .badSignature, .signingUnavailable: 78
+            default: 1
+            }
+            let reason = status == 77 ? "logon failure for \(user ?? "anonymous"): the user name or password is wrong (\(error))"
+                                      : "\(error)"
+            writeToStandardError("smbdirect-send: \(reason)\n")
+            throw ExitCode(status)
+        }
+    }
+
+    /// The login the options describe; the password from `--password-file` or `PASSWD`.
+    func login() throws -> SMBDirectSendLogin {
+        guard let user else { return SMBDirectSendLogin(requiresSigning: sign) }
+        let password: String
+        if let passwordFile {
+            guard let text = readPasswordFile(passwordFile) else { throw ValidationError("cannot read --password-file \(passwordFile)") }
+            password = text
+        } else if let variable = getenv("PASSWD") {
+            password = String(cString: variable)
+        } else {
+            throw ValidationError("--user needs a password: set PASSWD or give --password-file")
+        }
+        return SMBDirectSendLogin(credentials: SMB2Credentials(qualifiedUser: user, password: password), requiresSigning: sign)
+    }
+
+    /// The first line of the file at `path`, without its line end; `nil` when it cannot be read.
+    private func readPasswordFile(_ path: String) -> String? {
+        guard let stream = fopen(path, "r") else { return nil }
+        defer { fclose(stream) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        guard getline(&line, &capacity, stream) >= 0, let line else { return "" }
+        var text = String(cString: line)
+        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+        return text
+    }
+
+    private func transfer(login: SMBDirectSendLogin) throws {
         // Progress goes to standard error, and only for a transfer longer than a second.
         let line = ProgressLine()
         let show = { (done: Int, total: Int, _: Duration) in line.update(done: done, total: total) }
@@ -111,14 +171,14 @@ struct SMBDirectSendCommand: ParsableCommand {
                 let report = try SMBDirectSend.runReadOverRDMA(
                     file: file, target: target, port: port, inlineThreshold: inlineThreshold, depth: depth,
                     maxDescriptors: maxDescriptors, configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize),
-                    verifyPath: verify, receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
+                    verifyPath: verify, login: login, receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
                 print(report.description)
                 return
             }
             let report = try SMBDirectSend.runOverRDMA(
                 file: file, target: target, port: port, inlineThreshold: inlineThreshold, depth: depth,
                 maxDescriptors: maxDescriptors, maxFolioOrder: maxFolioOrder,
-                configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify,
+                configuration: SMBDirectConfiguration(maxReadWriteSize: maxReadWriteSize), verifyPath: verify, login: login,
                 receivedMessageTap: recorder.map { recorder in { recorder.record($0) } }, progress: show)
             print(report.description)
             return
@@ -133,7 +193,7 @@ struct SMBDirectSendCommand: ParsableCommand {
             let report = try SMBDirectSend.runInProcessRead(
                 file: file, target: SMBDirectSendTarget(host: "localhost", share: "share", path: String(parts.last!)),
                 serverRoot: directory.isEmpty ? "/" : directory, inlineThreshold: inlineThreshold, depth: depth,
-                maxDescriptors: maxDescriptors, progress: show)
+                maxDescriptors: maxDescriptors, login: login, progress: show)
             print(report.description)
             return
         }
@@ -145,7 +205,7 @@ struct SMBDirectSendCommand: ParsableCommand {
         let report = try SMBDirectSend.runInProcess(
             file: file, target: SMBDirectSendTarget(host: "localhost", share: "share", path: name), serverRoot: root,
             inlineThreshold: inlineThreshold, depth: depth, maxDescriptors: maxDescriptors, maxFolioOrder: maxFolioOrder,
-            progress: show)
+            login: login, progress: show)
         print(report.description)
         if !keep {
             unlink(report.copyPath)

@@ -43,7 +43,9 @@ extension SMB2Client {
             throw .invalidArgument("\(destination.count) bytes at offset \(offset) end past the largest file offset")
         }
         // An inline READ's response is one SMB Direct message: its data fits what one message carries.
-        let inlineLimit = min(inlineThreshold, connection.configuration.maxFragmentedSize - SMB2ReadResponse.dataOffset)
+        // A signing session asks for every READ inline (maxReadSize fits one message then).
+        let inlineLimit = usesRDMAChannel
+            ? min(inlineThreshold, connection.configuration.maxFragmentedSize - SMB2ReadResponse.dataOffset) : .max
         let origin = destination
         var posted = 0
         var received = 0

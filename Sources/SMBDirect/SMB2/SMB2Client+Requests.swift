@@ -82,8 +82,8 @@ extension SMB2Client {
     /// Whether `error` shows a server whose responses can no longer be trusted.
     private static func endsSession(_ error: SMB2Error) -> Bool {
         switch error {
-        case .malformed, .unexpectedResponse: true
-        case .transport, .status, .shortWrite, .invalidArgument, .unsupportedDialect: false
+        case .malformed, .unexpectedResponse, .badSignature, .signingUnavailable: true
+        case .transport, .status, .shortWrite, .invalidArgument, .unsupportedDialect, .extraction: false
         }
     }
 
@@ -162,7 +162,13 @@ extension SMB2Client {
         SMB2Header(command: command, creditCharge: command == .negotiate ? 0 : UInt16(charge), credits: UInt16(asked),
                    messageID: messageID, treeID: treeID, sessionID: sessionID).encode(into: &writer)
         body(&writer)
-        let message = writer.bytes
+        var message = writer.bytes
+        do throws(SMB2Error) {
+            try seal(&message, command, payload: payload)
+        } catch {
+            if let registration { connection.release(registration) }
+            throw error
+        }
         let sent = message.withUnsafeBytes { prefix in
             Result { () throws(SMBDirectError) in
                 try connection.send(prefix, payload: &payload, keys: connection.sendRegistrations, ledger: ledger)
@@ -204,6 +210,7 @@ extension SMB2Client {
         guard header.command == command else {
             throw .unexpectedResponse("\(header.command) for message \(header.messageID), expected \(command)")
         }
+        try checkSignature(of: reply, header)
         guard Int(header.credits) <= Self.maxCredits - credits else {
             throw .unexpectedResponse("\(header.credits) credits granted to a client holding \(credits): past \(Self.maxCredits)")
         }

@@ -32,7 +32,9 @@ extension SMB2Client {
             throw .invalidArgument("\(data.count) bytes at offset \(offset) end past the largest file offset")
         }
         // An inline WRITE is one SMB Direct message: its data fits what one message carries.
-        let inlineLimit = min(inlineThreshold, (connection.limits?.maxFragmentedSendSize ?? 0) - SMB2WriteRequest.dataOffset)
+        // A signing session sends every WRITE inline (maxWriteSize fits one message then).
+        let inlineLimit = usesRDMAChannel
+            ? min(inlineThreshold, (connection.limits?.maxFragmentedSendSize ?? 0) - SMB2WriteRequest.dataOffset) : .max
         var sent = 0
         var written = 0
         try pipeline(.write, maxSize: maxWriteSize, remaining: { data.count }) { (chunk) throws(SMB2Error) in

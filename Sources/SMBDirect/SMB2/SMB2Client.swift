@@ -1,9 +1,17 @@
 import IterExtract
 import RDMASGE
+import ScatterList
 
-/// A minimal SMB2 client over SMB Direct: NEGOTIATE (dialect 3.0 or 3.0.2),
-/// an anonymous SESSION_SETUP (NTLMSSP NEGOTIATE, then AUTHENTICATE with empty
-/// credentials), TREE_CONNECT, CREATE, WRITE, READ and CLOSE (MS-SMB2 3.2).
+/// A minimal SMB2 client over SMB Direct: NEGOTIATE (dialect 3.0, 3.0.2 or 3.1.1, with
+/// the 3.1.1 preauthentication integrity hash), SESSION_SETUP (NTLMv2 with a user and
+/// password, or anonymous), TREE_CONNECT, CREATE, WRITE, READ and CLOSE (MS-SMB2 3.2).
+///
+/// When the client or the server requires signing, every message of a user's session
+/// is signed and every response's signature checked (AES-CMAC, MS-SMB2 3.1.4.1); a
+/// response that does not verify ends the session. A signature covers the message it
+/// is in, not what the RDMA channel moves, so a signing client sends every WRITE and
+/// READ inline, as the kernel's cifs client does: no memory is registered for the
+/// server, and each request carries at most what one SMB Direct message does.
 ///
 /// A WRITE of more than ``inlineThreshold`` bytes goes through the RDMA channel
 /// (`SMB2_CHANNEL_RDMA_V1`): the data's memory is registered, described by buffer
@@ -83,13 +91,13 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// Where the pages of user memory the writes and reads pin are counted.
     public let ledger: PinLedger
     /// The dialect the server chose.
-    public private(set) var dialect: UInt16 = 0
+    public internal(set) var dialect: UInt16 = 0
     /// The session this client uses.
-    public private(set) var sessionID: UInt64 = 0
+    public internal(set) var sessionID: UInt64 = 0
     /// The tree this client uses.
     public private(set) var treeID: UInt32 = 0
     /// Whether the server made the session a guest or null session.
-    public private(set) var sessionFlags: UInt16 = 0
+    public internal(set) var sessionFlags: UInt16 = 0
     /// The most bytes one WRITE may carry: the server's MaxWriteSize, and through the
     /// RDMA channel the transport's MaxReadWriteSize too, and at most what a credit
     /// charge can pay for (65,535 credits of 64 KiB).
@@ -104,54 +112,46 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     public static var maxCredits: Int { Int(UInt16.max) }
     /// The counters.
     public internal(set) var statistics = Statistics()
+    /// Whether this client requires its sessions to sign, whatever the server asks.
+    public let requiresSigning: Bool
+    /// Whether the server requires signing (its NEGOTIATE response's SecurityMode).
+    public internal(set) var serverRequiresSigning = false
+    /// The algorithm that signs this session's messages; `nil` when they are not signed.
+    public var signingAlgorithm: SMB2SigningAlgorithm? { signer?.algorithm }
+    /// Whether WRITEs and READs larger than ``inlineThreshold`` may go through the RDMA
+    /// channel: not when the session signs, as signatures do not cover the channel's data.
+    public var usesRDMAChannel: Bool { signer == nil }
     var nextMessageID: UInt64 = 0
+    /// The algorithm the server chose for signing (AES-CMAC unless a 3.1.1 signing context says otherwise).
+    var negotiatedSigningAlgorithm = SMB2SigningAlgorithm.aesCMAC
+    /// The connection's preauthentication integrity hash (dialect 3.1.1), from NEGOTIATE.
+    var preauth: SMB2PreauthIntegrity?
+    /// The session's preauthentication integrity hash while SESSION_SETUP runs.
+    var sessionPreauth: SMB2PreauthIntegrity?
+    /// Signs requests and checks responses once the session signs.
+    var signer: SMB2Signer?
+    /// The table the payload of a signed request is described in, reused from request to request.
+    lazy var signingTable = ScatterTable()
     /// The requests in flight, by message id.
     var outstanding: SMB2OutstandingRequests
 
     /// A client on `connection` (the initiator's side) that sends writes and reads of
     /// more than `inlineThreshold` bytes through the RDMA channel, described by at most
     /// `maxDescriptors` buffer descriptors each, with up to `depth` of them in flight,
-    /// counting the pages it pins in `ledger`.
+    /// counting the pages it pins in `ledger`; with `requiresSigning`, its sessions sign
+    /// every message even when the server does not ask for it.
     ///
     /// - Precondition: `depth` is 1...65,535 (the table of requests in flight has `depth` entries).
     public init(connection: SMBDirectConnection<Domain>, inlineThreshold: Int = 4096, maxDescriptors: Int = defaultMaxDescriptors,
-                depth: Int = defaultDepth, ledger: PinLedger = .shared) {
+                depth: Int = defaultDepth, ledger: PinLedger = .shared, requiresSigning: Bool = false) {
         precondition((1...Self.maxCredits).contains(depth), "a depth of \(depth) requests (1...\(Self.maxCredits))")
         self.connection = connection
         self.inlineThreshold = inlineThreshold
         self.maxDescriptors = maxDescriptors
         self.depth = depth
         self.ledger = ledger
+        self.requiresSigning = requiresSigning
         outstanding = SMB2OutstandingRequests(capacity: depth)
-    }
-
-    /// Negotiates the dialect (3.0 or 3.0.2).
-    public func negotiate() throws(SMB2Error) {
-        let guid = (0..<16).map { _ in UInt8.random(in: 0...255) }
-        let response = try exchange(.negotiate) { SMB2NegotiateRequest(clientGUID: guid).encode(into: &$0) }
-        let body = try SMB2NegotiateResponse(decoding: response)
-        guard SMB2NegotiateRequest.dialects.contains(body.dialect) else { throw .unsupportedDialect(body.dialect) }
-        dialect = body.dialect
-        let transport = connection.limits?.maxReadWriteSize ?? 0
-        maxWriteSize = max(1, min(Int(body.maxWriteSize), transport, Int(UInt16.max) * Self.creditSize))
-        maxReadSize = max(1, min(Int(body.maxReadSize), transport, Int(UInt16.max) * Self.creditSize))
-    }
-
-    /// Sets up an anonymous session: NTLMSSP NEGOTIATE, the server's CHALLENGE, then
-    /// an AUTHENTICATE with empty credentials. The server makes it a null or guest session.
-    public func setUpAnonymousSession() throws(SMB2Error) {
-        let first = try exchange(.sessionSetup, accepting: .moreProcessingRequired) {
-            SMB2SessionSetupRequest(securityBlob: NTLMSSP.negotiate()).encode(into: &$0)
-        }
-        let challenge = try SMB2SessionSetupResponse(decoding: first)
-        guard NTLMSSP.messageType(in: challenge.securityBlob[...]) == .challenge else {
-            throw .unexpectedResponse("SESSION_SETUP did not return an NTLM challenge")
-        }
-        sessionID = try SMB2Header(decoding: first).sessionID
-        let second = try exchange(.sessionSetup) {
-            SMB2SessionSetupRequest(securityBlob: NTLMSSP.anonymousAuthenticate()).encode(into: &$0)
-        }
-        sessionFlags = try SMB2SessionSetupResponse(decoding: second).sessionFlags
     }
 
     /// Connects to the share at `path` (`\\server\share`).

@@ -40,3 +40,13 @@ extension SMB2Header {
         (try? SMB2ReadRequest(decoding: message, maxTransferSize: maxTransferSize)).map { ($0.length, $0.descriptors) }
     }
 }
+
+extension SMB2NegotiateContext {
+    /// The bytes of `contexts` as a NEGOTIATE carries them, from an 8-byte aligned
+    /// start: input for tests of ``decodeList(from:offset:count:minimumOffset:)``.
+    package static func encodedForTesting(_ contexts: [SMB2NegotiateContext]) -> [UInt8] {
+        var writer = SMB2MessageWriter()
+        encode(contexts, into: &writer)
+        return writer.bytes
+    }
+}

@@ -54,6 +54,9 @@ public struct SMB2Header: Hashable, Sendable {
     /// Whether the message is a response.
     public var isResponse: Bool { flags & Self.responseFlag != 0 }
 
+    /// Whether the message is signed (``SMB2Signer/signedFlag``).
+    public var isSigned: Bool { flags & SMB2Signer.signedFlag != 0 }
+
     /// Whether the header is the ASYNC form.
     public var isAsync: Bool { flags & Self.asyncFlag != 0 }
 

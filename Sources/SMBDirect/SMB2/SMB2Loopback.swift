@@ -14,14 +14,25 @@ public final class SMB2Loopback<Device: VerbsDevice> {
 
     /// Connects a client to a server that writes into `root` and serves `shareName`;
     /// the client keeps up to `depth` WRITEs in flight and counts its pins in `ledger`.
+    /// The server lets in only `users` (name to password) when there are any, and
+    /// either side may require sessions to sign.
     public init(device: Device, root: String, shareName: String = "share",
                 client clientConfiguration: SMBDirectConfiguration = SMBDirectConfiguration(),
                 server serverConfiguration: SMBDirectConfiguration = SMBDirectConfiguration(),
                 inlineThreshold: Int = 4096, depth: Int = SMB2Client<Device.Domain>.defaultDepth,
-                ledger: PinLedger = .shared) throws(SMBDirectError) {
+                ledger: PinLedger = .shared, users: [String: String] = [:], serverRequiresSigning: Bool = false,
+                clientRequiresSigning: Bool = false) throws(SMBDirectError) {
+        // The server answers every request that has arrived before the client reads a
+        // response: the client's backlog holds `depth` whole inline responses (a signed
+        // session's READs), or the server would wait for credits the client cannot grant.
+        var clientConfiguration = clientConfiguration
+        clientConfiguration.maxReceiveBacklog = max(clientConfiguration.maxReceiveBacklog,
+                                                    (depth + 1) * clientConfiguration.maxFragmentedSize)
         transport = try SMBDirectLoopback(device: device, initiator: clientConfiguration, responder: serverConfiguration)
-        server = try SMB2Server(connection: transport.responder, root: root, shareName: shareName)
-        client = SMB2Client(connection: transport.initiator, inlineThreshold: inlineThreshold, depth: depth, ledger: ledger)
+        server = try SMB2Server(connection: transport.responder, root: root, shareName: shareName, users: users,
+                                requiresSigning: serverRequiresSigning)
+        client = SMB2Client(connection: transport.initiator, inlineThreshold: inlineThreshold, depth: depth, ledger: ledger,
+                            requiresSigning: clientRequiresSigning)
         transport.initiator.idleHandler = { [weak server, weak client = transport.initiator] in
             server?.serve()
             if server?.connection.hasFailed == true { client?.disconnect() }

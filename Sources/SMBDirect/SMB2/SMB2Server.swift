@@ -7,8 +7,13 @@ import IterExtract
 import RDMASGE
 
 /// The in-process receiver: an SMB2 server over SMB Direct that answers exactly
-/// NEGOTIATE, SESSION_SETUP (anonymous NTLMSSP), TREE_CONNECT, CREATE, WRITE, READ
+/// NEGOTIATE (3.0, 3.0.2, 3.1.1 with its contexts), SESSION_SETUP (NTLMv2 for the
+/// users it knows, anonymous when it knows none), TREE_CONNECT, CREATE, WRITE, READ
 /// and CLOSE (MS-SMB2 3.3), and writes and reads the files of a local directory.
+///
+/// A user's session signs when either side requires it: every response is signed
+/// (but interim ones), and a request of that session that is not signed with its key
+/// is refused with `STATUS_ACCESS_DENIED` (MS-SMB2 3.3.5.2.4).
 ///
 /// A WRITE through the RDMA channel is served as a server must: the data is pulled
 /// from the client's buffer descriptors by RDMA READ into a registered staging
@@ -48,6 +53,13 @@ public final class SMB2Server<Domain: ProtectionDomain> {
 
     /// The transport.
     public let connection: SMBDirectConnection<Domain>
+    /// The users who may set up a session, and their passwords; none lets anyone in anonymously.
+    public let users: [String: String]
+    /// Whether every user's session must sign (NEGOTIATE's `SMB2_NEGOTIATE_SIGNING_REQUIRED`).
+    public let requiresSigning: Bool
+    /// For tests: the message id whose response goes out with a wrong signature, as a
+    /// tampering peer would send it.
+    package var corruptsSignatureOf: UInt64?
     /// The directory files are written into.
     public let root: String
     /// The share name a tree connect must name.
@@ -66,20 +78,32 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     /// The most WRITEs and READs held for ``writeScheduling`` at once.
     public static var maxHeldWrites: Int { 64 }
     /// The counters.
-    public private(set) var statistics = Statistics()
+    public internal(set) var statistics = Statistics()
     /// The error that stopped the server, if one did.
     public private(set) var failure: SMB2Error?
     /// The WRITEs and READs held for ``writeScheduling``, not answered yet.
     public var heldWriteCount: Int { heldWrites.count }
 
-    private let staging: UnsafeMutableRawBufferPointer
-    private let stagingRegion: Domain.Region
-    private var sessionID: UInt64 = 0
-    private var isAuthenticated = false
+    let staging: UnsafeMutableRawBufferPointer
+    let stagingRegion: Domain.Region
+    var sessionID: UInt64 = 0
+    var isAuthenticated = false
     private var treeID: UInt32 = 0
     /// The open files' descriptors by volatile file id.
-    private(set) var openFiles: [UInt64: Int32] = [:]
-    private var nextFileID: UInt64 = 1
+    var openFiles: [UInt64: Int32] = [:]
+    var nextFileID: UInt64 = 1
+    /// The dialect negotiated, 0 before NEGOTIATE.
+    var dialect: UInt16 = 0
+    /// The connection's and, during SESSION_SETUP, the session's preauthentication integrity hash (3.1.1).
+    var preauth: SMB2PreauthIntegrity?
+    var sessionPreauth: SMB2PreauthIntegrity?
+    /// The NTLM NEGOTIATE and CHALLENGE of the session being set up, which the AUTHENTICATE's MIC covers.
+    var ntlmExchange: (negotiate: [UInt8], challenge: NTLMChallenge)?
+    /// The signer of the user's session: it signs the final SESSION_SETUP response and,
+    /// when ``signsSession``, every response, and checks every request.
+    var signer: SMB2Signer?
+    /// Whether the session signs: either side required it.
+    var signsSession = false
     private var expectedMessageID: UInt64 = 0
     /// The credits the client holds: granted and not spent.
     private var clientCredits = 1
@@ -89,16 +113,21 @@ public final class SMB2Server<Domain: ProtectionDomain> {
 
     /// A server on `connection` (the responder) that writes into the directory `root`
     /// and serves the share `shareName`, with at most `maxOpenFiles` files open at once
-    /// and at most `maxCredits` credits held by the client.
+    /// and at most `maxCredits` credits held by the client. With `users` (name to
+    /// password), only those users may set up a session; with `requiresSigning`, their
+    /// sessions sign.
     ///
     /// - Precondition: `connection` is a responder's, and `maxOpenFiles` and `maxCredits` are positive.
     public init(connection: SMBDirectConnection<Domain>, root: String, shareName: String = "share",
-                maxOpenFiles: Int = defaultMaxOpenFiles, maxCredits: Int = defaultMaxCredits) throws(SMBDirectError) {
+                maxOpenFiles: Int = defaultMaxOpenFiles, maxCredits: Int = defaultMaxCredits,
+                users: [String: String] = [:], requiresSigning: Bool = false) throws(SMBDirectError) {
         precondition(connection.role == .responder, "the server answers on the responder's side")
         precondition(maxOpenFiles > 0, "a server opens at least one file")
         precondition(maxCredits > 0, "a server grants at least one credit")
         self.maxCredits = maxCredits
         self.connection = connection
+        self.users = users
+        self.requiresSigning = requiresSigning
         self.root = root
         self.shareName = shareName
         self.maxOpenFiles = maxOpenFiles
@@ -214,7 +243,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         var writer = SMB2MessageWriter()
         let status: NTStatus
         do {
-            status = try handle(header, request, body: &writer)
+            status = try checkSignature(of: request, header) ?? handle(header, request, body: &writer)
         } catch {
             // A request this server cannot parse is refused, as a server refuses it.
             status = .invalidParameter
@@ -232,7 +261,9 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         } else {
             response.append(writer.bytes)
         }
-        return response.bytes
+        var message = response.bytes
+        seal(&message, header, request, status)
+        return message
     }
 
     /// Handles one request, appending the response body to `body`; returns the status.
@@ -243,28 +274,9 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         }
         switch header.command {
         case .negotiate:
-            let offer = try SMB2NegotiateRequest(decoding: request)
-            guard let dialect = SMB2NegotiateRequest.dialects.last(where: offer.dialects.contains) else { return .notSupported }
-            let size = UInt32(connection.configuration.maxReadWriteSize)
-            SMB2NegotiateResponse(dialect: dialect, serverGUID: Array(repeating: 0x5A, count: 16),
-                                  maxTransactSize: size, maxReadSize: size, maxWriteSize: size).encode(into: &body)
-            return .success
+            return try negotiate(SMB2NegotiateRequest(decoding: request), body: &body)
         case .sessionSetup:
-            let blob = try SMB2SessionSetupRequest(decoding: request).securityBlob[...]
-            switch NTLMSSP.messageType(in: blob) {
-            case .negotiate:
-                sessionID = 0x0000_1000_0000_0001
-                SMB2SessionSetupResponse(sessionFlags: 0, securityBlob: NTLMSSP.challenge(UInt64.random(in: 1...UInt64.max)))
-                    .encode(into: &body)
-                return .moreProcessingRequired
-            case .authenticate where header.sessionID == sessionID && sessionID != 0:
-                guard NTLMSSP.isAnonymous(blob) else { return .logonFailure }
-                isAuthenticated = true
-                SMB2SessionSetupResponse(sessionFlags: SMB2SessionSetupResponse.nullFlag, securityBlob: []).encode(into: &body)
-                return .success
-            default:
-                return .logonFailure
-            }
+            return try setUpSession(header, request, body: &body)
         case .treeConnect:
             let path = try SMB2TreeConnectRequest(decoding: request).path
             guard path.split(separator: "\\").last.map(String.init)?.lowercased() == shareName.lowercased() else {
@@ -293,93 +305,5 @@ public final class SMB2Server<Domain: ProtectionDomain> {
         default:
             return .notSupported
         }
-    }
-
-    private func create(_ request: SMB2CreateRequest, body: inout SMB2MessageWriter) -> NTStatus {
-        let parts = request.name.split(separator: "\\", omittingEmptySubsequences: true)
-        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.contains("/") || $0.contains("\0") }) else {
-            return .objectNameInvalid
-        }
-        guard openFiles.count < maxOpenFiles else { return .tooManyOpenedFiles }
-        let path = root + "/" + parts.joined(separator: "/")
-        let opensExisting = request.createDisposition == SMB2CreateRequest.open
-        let existed = access(path, F_OK) == 0
-        let descriptor = opensExisting ? open(path, O_RDONLY) : open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else {
-            return errno != ENOENT ? .accessDenied : opensExisting && access(root, F_OK) == 0 ? .objectNameNotFound : .objectPathNotFound
-        }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-            close(descriptor)
-            return .accessDenied
-        }
-        let fileID = SMB2FileID(persistent: nextFileID, volatile: nextFileID)
-        openFiles[nextFileID] = descriptor
-        nextFileID += 1
-        let action = opensExisting ? SMB2CreateResponse.opened : existed ? SMB2CreateResponse.overwritten : SMB2CreateResponse.created
-        SMB2CreateResponse(createAction: action, fileID: fileID, endOfFile: UInt64(status.st_size)).encode(into: &body)
-        return .success
-    }
-
-    private func write(_ request: SMB2WriteRequest, _ message: [UInt8], body: inout SMB2MessageWriter) throws(SMB2Error) -> NTStatus {
-        guard let descriptor = openFiles[request.fileID.volatile] else { return .fileClosed }
-        // A file offset is signed: a range past its largest value is no file's.
-        guard let offset = off_t(exactly: request.offset), let length = off_t(exactly: request.length),
-              length <= off_t.max - offset
-        else { return .invalidParameter }
-        let written: Int
-        if request.descriptors.isEmpty {
-            written = message.withUnsafeBytes { bytes in
-                pwrite(descriptor, bytes.baseAddress! + request.inlineData.lowerBound, request.length, offset)
-            }
-        } else {
-            do {
-                try connection.read(from: request.descriptors, into: staging, lkey: stagingRegion.lkey)
-            } catch {
-                throw .transport(error)
-            }
-            statistics.rdmaReadBytes += request.length
-            written = pwrite(descriptor, staging.baseAddress!, request.length, offset)
-        }
-        guard written == request.length else { return .diskFull }
-        statistics.bytesWritten += written
-        SMB2WriteResponse(count: written).encode(into: &body)
-        return .success
-    }
-
-    /// Reads what `request` asks from its file into the staging buffer and returns it
-    /// inline or pushes it by RDMA WRITE into the client's buffers, the first bytes
-    /// first, as many descriptors as the bytes read fill. At or past the end of the
-    /// file the answer is `STATUS_END_OF_FILE`.
-    private func read(_ request: SMB2ReadRequest, body: inout SMB2MessageWriter) throws(SMB2Error) -> NTStatus {
-        guard let descriptor = openFiles[request.fileID.volatile] else { return .fileClosed }
-        guard let offset = off_t(exactly: request.offset), off_t(request.length) <= off_t.max - offset else {
-            return .invalidParameter
-        }
-        let count = pread(descriptor, staging.baseAddress!, request.length, offset)
-        guard count >= 0 else { return .accessDenied }
-        guard count > 0 || request.length == 0 else { return .endOfFile }
-        let data = UnsafeRawBufferPointer(rebasing: staging[..<count])
-        if request.descriptors.isEmpty {
-            SMB2ReadResponse(dataLength: count, dataRemaining: 0).encode(into: &body)
-            body.append(data)
-        } else {
-            var filled: [BufferDescriptorV1] = []
-            var left = count
-            for var target in request.descriptors where left > 0 {
-                target.length = UInt32(min(Int(target.length), left))
-                left -= Int(target.length)
-                filled.append(target)
-            }
-            do {
-                try connection.write(data, lkey: stagingRegion.lkey, to: filled)
-            } catch {
-                throw .transport(error)
-            }
-            statistics.rdmaWriteBytes += count
-            SMB2ReadResponse(dataLength: 0, dataRemaining: count).encode(into: &body)
-        }
-        statistics.bytesRead += count
-        return .success
     }
 }

@@ -3,11 +3,14 @@
 struct SMB2SessionSetupRequest {
     static let bufferOffset = SMB2Header.size + 24
     var securityBlob: [UInt8]
+    /// `SMB2_NEGOTIATE_SIGNING_ENABLED`, with `SMB2_NEGOTIATE_SIGNING_REQUIRED` when the
+    /// client requires the session to sign.
+    var securityMode: UInt8
 
     func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(25))
         writer.append(UInt8(0))
-        writer.append(UInt8(SMB2NegotiateRequest.signingEnabled))
+        writer.append(securityMode)
         writer.append(UInt32(0))
         writer.append(UInt32(0))
         writer.append(UInt16(Self.bufferOffset))
@@ -16,11 +19,15 @@ struct SMB2SessionSetupRequest {
         writer.append(securityBlob)
     }
 
-    init(securityBlob: [UInt8]) { self.securityBlob = securityBlob }
+    init(securityBlob: [UInt8], securityMode: UInt8 = UInt8(SMB2NegotiateRequest.signingEnabled)) {
+        self.securityBlob = securityBlob
+        self.securityMode = securityMode
+    }
 
     init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(25)
+        securityMode = try reader.integer(UInt8.self, at: 67)
         let offset = Int(try reader.integer(UInt16.self, at: 76))
         let length = Int(try reader.integer(UInt16.self, at: 78))
         securityBlob = Array(try reader.slice(at: offset, count: length))
