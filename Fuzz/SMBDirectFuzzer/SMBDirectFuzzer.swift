@@ -6,7 +6,8 @@
 /// within their limit, and descriptor lists re-encode exactly. Any violation, or a
 /// read past the input (which traps), crashes the fuzzer. The same bytes also go
 /// through every SMB2 decoder, request and response (the client parses responses, the
-/// in-process server requests) and the NTLMSSP parsers: each must decode or throw,
+/// in-process server requests), SMB 3.1.1 negotiate contexts and the NTLMSSP parsers
+/// (CHALLENGE, AUTHENTICATE, target information): each must decode or throw,
 /// never trap or read past its input.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -110,4 +111,9 @@ private func checkSMB2Decoders(_ message: [UInt8]) {
     _ = try? SMB2CloseResponse.validate(message)
     _ = NTLMSSP.messageType(in: message[...])
     _ = NTLMSSP.isAnonymous(message[...])
+    _ = try? NTLMChallenge(decoding: message[...])
+    _ = try? NTLMAuthenticateMessage(decoding: message[...])
+    _ = try? NTLMTargetInfo(decoding: message[...])
+    // Negotiate contexts from the start of the input, as many as its first byte says (up to past the limit).
+    _ = try? SMB2NegotiateContext.decodeList(from: message, offset: 0, count: Int(message.first ?? 0) % 40, minimumOffset: 0)
 }
