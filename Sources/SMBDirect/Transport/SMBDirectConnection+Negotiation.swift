@@ -85,19 +85,55 @@ extension SMBDirectConnection {
     }
 
     /// Posts send slot `slot`'s planned message, its header the first `headerLength`
-    /// bytes of the slot's header buffer.
+    /// bytes of the slot's header buffer, after the sends staged before it.
     func postSend(slot: Int, headerLength: Int) throws(SMBDirectError) {
+        try stageSend(slot: slot, headerLength: headerLength)
+        try postStagedSends()
+    }
+
+    /// Stages send slot `slot`'s planned message (see `postSend(slot:headerLength:)`):
+    /// it goes with the next chain, posted when ``maxStagedSends`` are staged or by
+    /// `postStagedSends()`.
+    func stageSend(slot: Int, headerLength: Int) throws(SMBDirectError) {
         let plan = sendPlans[slot]
         let header = sendBuffer(slot)
         plan.setReservedSGE(SGE(address: UInt64(UInt(bitPattern: header.baseAddress)), length: UInt32(headerLength),
                                 lkey: arenaRegion.lkey), slot: 0, request: 0)
+        stagedSends[stagedSlots.count] = plan.workRequest(at: 0, id: Self.workID(.send, slot), signaled: true)
+        stagedSlots.append(slot)
+        if stagedSlots.count == stagedSends.count { try postStagedSends() }
+    }
+
+    /// Posts the staged sends as one chain, in the order they were staged. When the
+    /// device refuses one, those before it are in flight; it and the rest are released
+    /// and the connection fails.
+    func postStagedSends() throws(SMBDirectError) {
+        let count = stagedSlots.count
+        guard count > 0 else { return }
+        var posted = count
+        var failure: VerbsError?
         do {
-            try queuePair.postSend(plan.workRequest(at: 0, id: Self.workID(.send, slot), signaled: true))
+            try queuePair.postSend(chain: UnsafeBufferPointer(rebasing: stagedSends[..<count]))
         } catch {
-            releaseSendSlot(slot)
-            throw fail(.verbs(error))
+            posted = min(count, max(0, error.failedRequest ?? 0))
+            failure = error
         }
-        sendInFlight[slot] = true
-        sendsInFlight += 1
+        for (index, slot) in stagedSlots.enumerated() {
+            if index < posted {
+                sendInFlight[slot] = true
+            } else {
+                releaseSendSlot(slot)
+            }
+        }
+        sendsInFlight += posted
+        stagedSlots.removeAll(keepingCapacity: true)
+        if let failure { throw fail(.verbs(failure)) }
+    }
+
+    /// Releases the staged sends without posting them: the message they belong to is
+    /// abandoned, and the connection with it.
+    func discardStagedSends() {
+        for slot in stagedSlots { releaseSendSlot(slot) }
+        stagedSlots.removeAll(keepingCapacity: true)
     }
 }

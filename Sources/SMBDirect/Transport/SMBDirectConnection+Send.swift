@@ -11,7 +11,9 @@ extension SMBDirectConnection {
     /// fits after it, copied: it is small), and the payload SGEs are extracted
     /// straight from `payload`, at most ``SMBDirectConfiguration/maxPayloadSGEs`` of
     /// them and at most the negotiated send size; what does not fit goes in the next
-    /// message. The payload is not copied. Each message spends a send credit and
+    /// message. The payload is not copied. The fragments are posted in chains of up to
+    /// 16, one doorbell each (and before any wait for a credit), not one post per
+    /// message: on a user-space provider a post is a system call. Each message spends a send credit and
     /// grants the peer the receives reposted since the last grant; a send that finds
     /// no credit waits for the peer to grant one.
     ///
@@ -54,15 +56,18 @@ extension SMBDirectConnection {
                                                   maxSize: room - prefixPart)
                 } catch {
                     freeSendSlots.append(slot)
-                    throw sent == 0 ? .extraction(error) : fail(.extraction(error))
+                    guard sent > 0 else { throw .extraction(error) }
+                    discardStagedSends()
+                    throw fail(.extraction(error))
                 }
                 if payloadBytes == 0 { plan.release() }
             }
             let dataLength = prefixPart + payloadBytes
             guard dataLength > 0 else {
                 freeSendSlots.append(slot)
-                throw sent == 0 ? .payloadNotExtractable(remaining: payload.count)
-                                : fail(.payloadNotExtractable(remaining: payload.count))
+                guard sent > 0 else { throw .payloadNotExtractable(remaining: payload.count) }
+                discardStagedSends()
+                throw fail(.payloadNotExtractable(remaining: payload.count))
             }
             if payloadBytes == 0 { plan.buildReservedOnly() }
             let grant = credits.takeGrant()
@@ -71,11 +76,12 @@ extension SMBDirectConnection {
                 remainingDataLength: UInt32(total - sent - dataLength), dataLength: UInt32(dataLength))
             header.encode(into: buffer)
             let sgeCount = plan.requests[0].sges.count
-            try postSend(slot: slot, headerLength: SMBDirectDataTransfer.payloadOffset + prefixPart)
+            try stageSend(slot: slot, headerLength: SMBDirectDataTransfer.payloadOffset + prefixPart)
             credits.spendSendCredit()
             count(sentMessageWith: sgeCount, payloadSGEs: sgeCount - 1, grant: grant, bytes: dataLength)
             sent += dataLength
         }
+        try postStagedSends()
         statistics.upperLayerMessagesSent += 1
         try wait(for: "the sends to complete") { sendsInFlight == 0 }
     }
@@ -106,9 +112,11 @@ extension SMBDirectConnection {
         statistics.keepalivesSent += 1
     }
 
-    /// Waits until a send slot is free and a credit may be spent.
+    /// Waits until a send slot is free and a credit may be spent, after posting the
+    /// staged sends (the peer grants credits for what it received).
     func waitForSendCredit() throws(SMBDirectError) {
         if mayPostMessage() { return }
+        try postStagedSends()
         statistics.creditStalls += 1
         try wait(for: "a send credit") { mayPostMessage() }
     }

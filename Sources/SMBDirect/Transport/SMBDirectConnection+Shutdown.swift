@@ -86,6 +86,7 @@ extension SMBDirectConnection {
         // With the queue pair gone the device touches none of this memory any more,
         // and what never reported never will.
         for slot in 0..<sendSlotCount where sendInFlight[slot] { releaseSendSlot(slot) }
+        discardStagedSends()
         for slot in 0..<receiveSlotCount { receivePosted[slot] = false }
         sendsInFlight = 0
         receivesInFlight = 0

@@ -107,6 +107,13 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     var sendInFlight: [Bool]
     var freeSendSlots: [Int]
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
+    /// The sends built and not posted yet, with their slots in ``stagedSlots``: the
+    /// fragments of a message are posted as one chain, one doorbell for up to
+    /// ``maxStagedSends`` of them (on a user-space provider each post is a system call).
+    let stagedSends: UnsafeMutableBufferPointer<SendWorkRequest>
+    var stagedSlots: [Int]
+    /// The most sends posted in one chain.
+    static var maxStagedSends: Int { 16 }
     var reassembler: FragmentReassembler
     var inbox: [[UInt8]] = []
     var inboxHead = 0
@@ -176,6 +183,9 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
         rdmaSlotInFlight = Array(repeating: false, count: rdmaSlots)
         freeSendSlots = Array((0..<sendSlotCount).reversed())
         completions = .allocate(capacity: 32)
+        stagedSends = .allocate(capacity: min(Self.maxStagedSends, sendSlotCount))
+        stagedSlots = []
+        stagedSlots.reserveCapacity(stagedSends.count)
         completions.initialize(repeating: WorkCompletion(id: 0, status: .success, opcode: .send, byteCount: 0, queuePairNumber: 0))
         credits = SMBDirectCredits(target: configuration.sendCreditTarget, maxGrant: configuration.maxCreditsPerGrant)
         reassembler = FragmentReassembler(maxMessageSize: configuration.maxFragmentedSize)
@@ -214,6 +224,7 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     deinit {
         if !isTornDown { tearDown() }
         completions.deallocate()
+        stagedSends.deallocate()
     }
 
     // MARK: Buffers
