@@ -137,8 +137,13 @@ final class ServerSession {
         case .negotiate:
             let offered: [UInt16] = [0x0202, 0x0210, 0x0300, 0x0302, 0x0311]
             let mask = input.byte()
+            // The top bit: with the 3.1.1 contexts (a preauth integrity and a signing context).
+            let contexts: [SMB2NegotiateContext] = mask & 0x80 == 0 ? [] : [
+                .preauthIntegrity(hashAlgorithms: [SMB2NegotiateContext.sha512], salt: input.bytes(32)),
+                .signing(algorithms: [SMB2SigningAlgorithm.aesCMAC.rawValue]),
+            ]
             SMB2NegotiateRequest(dialects: offered.indices.filter { mask >> $0 & 1 == 1 }.map { offered[$0] },
-                                 clientGUID: input.bytes(16)).encode(into: &body)
+                                 clientGUID: input.bytes(16), contexts: contexts).encode(into: &body)
         case .sessionSetup:
             command = .sessionSetup
             let blob: [UInt8] = switch input.byte() % 4 {

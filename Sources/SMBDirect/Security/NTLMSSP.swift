@@ -54,7 +54,10 @@ package enum NTLMSSP {
         return writer.bytes
     }
 
-    /// A CHALLENGE_MESSAGE with `challenge` and a target information list holding only its terminator.
+    /// A minimal CHALLENGE_MESSAGE with `challenge` and a target information list holding
+    /// only its terminator (no MsvAvTimestamp, as older servers send it): the challenge the
+    /// tests and the fuzzers script. The in-process server sends
+    /// ``challenge(serverChallenge:timestamp:targetName:)``.
     package static func challenge(_ challenge: UInt64) -> [UInt8] {
         var writer = SMB2MessageWriter()
         writer.append(signature)

@@ -26,7 +26,7 @@ public enum SMB2SigningAlgorithm: UInt16, Sendable, CustomStringConvertible {
 ///
 /// The signature covers the message with its 16-byte Signature field (header bytes 48..<64)
 /// taken as zero, followed by the bytes of a payload described by a scatter table, which
-/// are streamed through the MAC page by page (``MappingIterator``), never copied into one
+/// are streamed through the MAC page by page (ScatterList's `MappingIterator`), never copied into one
 /// buffer: a WRITE's data is signed where it lies.
 public struct SMB2Signer: Sendable {
     /// `SMB2_FLAGS_SIGNED`: the header's Flags bit that marks a signed message.
