@@ -1,6 +1,6 @@
 import Glibc
 import RDMASGE
-@testable import SMBDirect
+import SMBDirect
 import SoftVerbs
 
 /// A hostile SMB2 client, played by the fuzz input against the real in-process

@@ -1,4 +1,4 @@
-@testable import SMBDirect
+import SMBDirect
 
 /// Decodes the input as every MS-SMBD message type and checks what decodes: each
 /// re-encodes to the bytes it came from (Reserved and padding aside) and decodes

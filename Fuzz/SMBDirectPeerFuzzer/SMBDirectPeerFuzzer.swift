@@ -1,6 +1,6 @@
 import IterExtract
 import RDMASGE
-@testable import SMBDirect
+import SMBDirect
 import SoftVerbs
 
 /// A hostile SMB Direct server, played by the fuzz input against the real client

@@ -105,7 +105,7 @@ extension SMB2Client {
     static var creditSize: Int { 65_536 }
 
     /// The credits a READ or WRITE of `length` (non-negative) bytes costs (MS-SMB2 3.1.5.2).
-    static func creditCharge(_ length: Int) -> Int { max(1, length / creditSize + (length % creditSize == 0 ? 0 : 1)) }
+    package static func creditCharge(_ length: Int) -> Int { max(1, length / creditSize + (length % creditSize == 0 ? 0 : 1)) }
 
     /// The credits the client aims to hold: enough for ``depth`` WRITEs or READs of the largest size.
     private var creditTarget: Int { min(Self.maxCredits, depth * Self.creditCharge(max(maxWriteSize, maxReadSize))) }

@@ -25,30 +25,30 @@ public struct SMB2FileID: Hashable, Sendable {
 /// SMB2 CREATE request and response bodies (MS-SMB2 2.2.13 and 2.2.14) for the two
 /// opens this client makes: a file to write, created or truncated, and an existing
 /// file to read.
-struct SMB2CreateRequest {
-    static let nameOffset = SMB2Header.size + 56
+package struct SMB2CreateRequest {
+    package static let nameOffset = SMB2Header.size + 56
     /// `GENERIC_WRITE | FILE_READ_ATTRIBUTES`.
-    static let writeAccess: UInt32 = 0x4000_0000 | 0x0000_0080
+    package static let writeAccess: UInt32 = 0x4000_0000 | 0x0000_0080
     /// `GENERIC_READ | FILE_READ_ATTRIBUTES`.
-    static let readAccess: UInt32 = 0x8000_0000 | 0x0000_0080
+    package static let readAccess: UInt32 = 0x8000_0000 | 0x0000_0080
     /// `FILE_OPEN`: open the file if it exists, fail otherwise.
-    static let open: UInt32 = 1
+    package static let open: UInt32 = 1
     /// `FILE_OVERWRITE_IF`.
-    static let overwriteIf: UInt32 = 5
+    package static let overwriteIf: UInt32 = 5
     /// `FILE_NON_DIRECTORY_FILE`.
-    static let nonDirectoryFile: UInt32 = 0x0000_0040
+    package static let nonDirectoryFile: UInt32 = 0x0000_0040
     /// The path relative to the share, with backslashes: at most 32,767 UTF-16 units.
-    let name: String
-    var createDisposition: UInt32 = SMB2CreateRequest.overwriteIf
-    var desiredAccess: UInt32 = SMB2CreateRequest.writeAccess
+    package let name: String
+    package var createDisposition: UInt32 = SMB2CreateRequest.overwriteIf
+    package var desiredAccess: UInt32 = SMB2CreateRequest.writeAccess
 
     /// - Throws: ``SMB2Error/invalidArgument(_:)`` for a name longer than 32,767 UTF-16 units.
-    init(name: String) throws(SMB2Error) {
+    package init(name: String) throws(SMB2Error) {
         try checkNameLength(name, of: "a file name")
         self.name = name
     }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         let encoded = utf16LittleEndian(name)
         writer.append(UInt16(57))
         writer.append(UInt8(0))
@@ -68,7 +68,7 @@ struct SMB2CreateRequest {
         writer.append(encoded.isEmpty ? [0] : encoded)
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(57)
         desiredAccess = try reader.integer(UInt32.self, at: 88)
@@ -79,24 +79,24 @@ struct SMB2CreateRequest {
     }
 }
 
-struct SMB2CreateResponse {
+package struct SMB2CreateResponse {
     /// `FILE_CREATED` and `FILE_OVERWRITTEN`.
-    static let created: UInt32 = 2
-    static let overwritten: UInt32 = 3
+    package static let created: UInt32 = 2
+    package static let overwritten: UInt32 = 3
     /// `FILE_OPENED`.
-    static let opened: UInt32 = 1
-    var createAction: UInt32
-    var fileID: SMB2FileID
+    package static let opened: UInt32 = 1
+    package var createAction: UInt32
+    package var fileID: SMB2FileID
     /// The file's size (EndofFile).
-    var endOfFile: UInt64
+    package var endOfFile: UInt64
 
-    init(createAction: UInt32, fileID: SMB2FileID, endOfFile: UInt64 = 0) {
+    package init(createAction: UInt32, fileID: SMB2FileID, endOfFile: UInt64 = 0) {
         self.createAction = createAction
         self.fileID = fileID
         self.endOfFile = endOfFile
     }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(89))
         writer.append(UInt8(0))
         writer.append(UInt8(0))
@@ -111,7 +111,7 @@ struct SMB2CreateResponse {
         writer.appendZeros(1)
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(89)
         createAction = try reader.integer(UInt32.self, at: 68)

@@ -88,7 +88,7 @@ public struct SMB2Header: Hashable, Sendable {
     }
 
     /// Appends the 64 header bytes (no signature) to `writer`.
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(Self.protocolID)
         writer.append(UInt16(Self.size))
         writer.append(creditCharge)

@@ -1,20 +1,20 @@
 /// SMB2 NEGOTIATE request and response bodies (MS-SMB2 2.2.3 and 2.2.4): this client
 /// offers the 3.0, 3.0.2 and 3.1.1 dialects, and with 3.1.1 the negotiate contexts
 /// that follow the dialects (request) or the security buffer (response).
-struct SMB2NegotiateRequest {
-    static let dialects: [UInt16] = [SMB3KeyDerivation.dialect300, SMB3KeyDerivation.dialect302, SMB3KeyDerivation.dialect311]
+package struct SMB2NegotiateRequest {
+    package static let dialects: [UInt16] = [SMB3KeyDerivation.dialect300, SMB3KeyDerivation.dialect302, SMB3KeyDerivation.dialect311]
     /// `SMB2_NEGOTIATE_SIGNING_ENABLED`.
-    static let signingEnabled: UInt16 = 0x0001
+    package static let signingEnabled: UInt16 = 0x0001
     /// `SMB2_NEGOTIATE_SIGNING_REQUIRED`.
-    static let signingRequired: UInt16 = 0x0002
+    package static let signingRequired: UInt16 = 0x0002
     /// Where the dialects start: after the header and the 36-byte fixed part.
-    static let dialectsOffset = SMB2Header.size + 36
-    var dialects: [UInt16]
-    var clientGUID: [UInt8]
-    var securityMode: UInt16
-    var contexts: [SMB2NegotiateContext]
+    package static let dialectsOffset = SMB2Header.size + 36
+    package var dialects: [UInt16]
+    package var clientGUID: [UInt8]
+    package var securityMode: UInt16
+    package var contexts: [SMB2NegotiateContext]
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         let start = writer.count
         writer.append(UInt16(36))
         writer.append(UInt16(dialects.count))
@@ -35,7 +35,7 @@ struct SMB2NegotiateRequest {
         }
     }
 
-    init(dialects: [UInt16] = Self.dialects, clientGUID: [UInt8], securityMode: UInt16 = signingEnabled,
+    package init(dialects: [UInt16] = Self.dialects, clientGUID: [UInt8], securityMode: UInt16 = signingEnabled,
          contexts: [SMB2NegotiateContext] = []) {
         precondition(clientGUID.count == 16, "a GUID has 16 bytes")
         self.dialects = dialects
@@ -44,7 +44,7 @@ struct SMB2NegotiateRequest {
         self.contexts = contexts
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(36)
         let count = Int(try reader.integer(UInt16.self, at: 66))
@@ -63,18 +63,18 @@ struct SMB2NegotiateRequest {
     }
 }
 
-struct SMB2NegotiateResponse {
+package struct SMB2NegotiateResponse {
     /// Where the security buffer starts: after the header and the 64-byte fixed part.
-    static let bufferOffset = SMB2Header.size + 64
-    var dialect: UInt16
-    var securityMode: UInt16
-    var serverGUID: [UInt8]
-    var maxTransactSize: UInt32
-    var maxReadSize: UInt32
-    var maxWriteSize: UInt32
-    var contexts: [SMB2NegotiateContext]
+    package static let bufferOffset = SMB2Header.size + 64
+    package var dialect: UInt16
+    package var securityMode: UInt16
+    package var serverGUID: [UInt8]
+    package var maxTransactSize: UInt32
+    package var maxReadSize: UInt32
+    package var maxWriteSize: UInt32
+    package var contexts: [SMB2NegotiateContext]
 
-    init(dialect: UInt16, securityMode: UInt16, serverGUID: [UInt8], maxTransactSize: UInt32, maxReadSize: UInt32,
+    package init(dialect: UInt16, securityMode: UInt16, serverGUID: [UInt8], maxTransactSize: UInt32, maxReadSize: UInt32,
          maxWriteSize: UInt32, contexts: [SMB2NegotiateContext] = []) {
         self.dialect = dialect
         self.securityMode = securityMode
@@ -85,7 +85,7 @@ struct SMB2NegotiateResponse {
         self.contexts = contexts
     }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         let start = writer.count
         writer.append(UInt16(65))
         writer.append(securityMode)
@@ -111,7 +111,7 @@ struct SMB2NegotiateResponse {
         }
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(65)
         securityMode = try reader.integer(UInt16.self, at: 66)

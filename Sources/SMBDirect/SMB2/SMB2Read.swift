@@ -6,20 +6,20 @@
 /// server RDMA-WRITEs the data there before it answers, and the response has
 /// DataLength 0 and DataRemaining the bytes written (MS-SMB2 3.3.5.12, as ksmbd and
 /// Windows answer).
-struct SMB2ReadRequest {
+package struct SMB2ReadRequest {
     /// Where the channel information starts: the Buffer field, after the fixed part.
-    static let channelInfoOffset = SMB2Header.size + 48
+    package static let channelInfoOffset = SMB2Header.size + 48
     /// The Padding a client asks for: the data right after the response's fixed part.
-    static let responsePadding = UInt8(SMB2ReadResponse.dataOffset)
+    package static let responsePadding = UInt8(SMB2ReadResponse.dataOffset)
 
-    let fileID: SMB2FileID
-    let offset: UInt64
+    package let fileID: SMB2FileID
+    package let offset: UInt64
     /// The bytes asked for (Length).
-    let length: Int
+    package let length: Int
     /// The channel's buffer descriptors; empty for an inline read.
-    let descriptors: [BufferDescriptorV1]
+    package let descriptors: [BufferDescriptorV1]
 
-    init(fileID: SMB2FileID, offset: UInt64, length: Int, descriptors: [BufferDescriptorV1]) {
+    package init(fileID: SMB2FileID, offset: UInt64, length: Int, descriptors: [BufferDescriptorV1]) {
         precondition(descriptors.count <= SMB2WriteRequest.maxDescriptors,
                      "a READ carries at most \(SMB2WriteRequest.maxDescriptors) buffer descriptors")
         precondition((0...Int(UInt32.max)).contains(length), "a READ asks for at most 4 GiB")
@@ -29,7 +29,7 @@ struct SMB2ReadRequest {
         self.descriptors = descriptors
     }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         let isInline = descriptors.isEmpty
         writer.append(UInt16(49))
         writer.append(Self.responsePadding)
@@ -57,7 +57,7 @@ struct SMB2ReadRequest {
     /// Decodes a request. Length is checked against `maxTransferSize` before anything
     /// else is read past it; descriptors must lie within the message, each within the
     /// address space, and describe at least Length bytes in all.
-    init(decoding message: [UInt8], maxTransferSize: Int) throws(SMB2Error) {
+    package init(decoding message: [UInt8], maxTransferSize: Int) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(49)
         length = Int(try reader.integer(UInt32.self, at: 68))
@@ -90,24 +90,24 @@ struct SMB2ReadRequest {
 }
 
 /// The fixed part of a READ response and where its inline data is.
-struct SMB2ReadResponse {
+package struct SMB2ReadResponse {
     /// Where the data of an inline read starts: right after the fixed part.
-    static let dataOffset = SMB2Header.size + 16
+    package static let dataOffset = SMB2Header.size + 16
 
     /// The bytes of inline data that follow (DataLength).
-    let dataLength: Int
+    package let dataLength: Int
     /// The bytes the server RDMA-wrote into the channel's buffers (DataRemaining).
-    let dataRemaining: Int
+    package let dataRemaining: Int
     /// Decoded responses: where the inline data is in the message.
-    var inlineData: Range<Int> = 0..<0
+    package var inlineData: Range<Int> = 0..<0
 
-    init(dataLength: Int, dataRemaining: Int) {
+    package init(dataLength: Int, dataRemaining: Int) {
         self.dataLength = dataLength
         self.dataRemaining = dataRemaining
     }
 
     /// Appends the fixed part; an inline read's data is the caller's to append after it.
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(17))
         writer.append(UInt8(Self.dataOffset))
         writer.append(UInt8(0))
@@ -118,7 +118,7 @@ struct SMB2ReadResponse {
     }
 
     /// Decodes a response, checking that DataOffset and DataLength lie within the message.
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(17)
         let offset = Int(try reader.integer(UInt8.self, at: 66))

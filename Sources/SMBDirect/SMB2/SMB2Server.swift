@@ -90,7 +90,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     var isAuthenticated = false
     private var treeID: UInt32 = 0
     /// The open files' descriptors by volatile file id.
-    var openFiles: [UInt64: Int32] = [:]
+    package internal(set) var openFiles: [UInt64: Int32] = [:]
     var nextFileID: UInt64 = 1
     /// The dialect negotiated, 0 before NEGOTIATE.
     var dialect: UInt16 = 0
@@ -209,7 +209,7 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     /// without ``writeScheduling``, after doing what the request asks. Throws for a
     /// message that breaks the exchange (no SMB2 request, or not the message id
     /// expected), after which the server must stop.
-    func response(to request: [UInt8]) throws(SMB2Error) -> [UInt8] {
+    package func response(to request: [UInt8]) throws(SMB2Error) -> [UInt8] {
         respond(to: try admit(request), request)
     }
 

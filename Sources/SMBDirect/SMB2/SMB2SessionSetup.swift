@@ -1,13 +1,13 @@
 /// SMB2 SESSION_SETUP request and response bodies (MS-SMB2 2.2.5 and 2.2.6), each
 /// carrying a security token.
-struct SMB2SessionSetupRequest {
-    static let bufferOffset = SMB2Header.size + 24
-    var securityBlob: [UInt8]
+package struct SMB2SessionSetupRequest {
+    package static let bufferOffset = SMB2Header.size + 24
+    package var securityBlob: [UInt8]
     /// `SMB2_NEGOTIATE_SIGNING_ENABLED`, with `SMB2_NEGOTIATE_SIGNING_REQUIRED` when the
     /// client requires the session to sign.
-    var securityMode: UInt8
+    package var securityMode: UInt8
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(25))
         writer.append(UInt8(0))
         writer.append(securityMode)
@@ -19,12 +19,12 @@ struct SMB2SessionSetupRequest {
         writer.append(securityBlob)
     }
 
-    init(securityBlob: [UInt8], securityMode: UInt8 = UInt8(SMB2NegotiateRequest.signingEnabled)) {
+    package init(securityBlob: [UInt8], securityMode: UInt8 = UInt8(SMB2NegotiateRequest.signingEnabled)) {
         self.securityBlob = securityBlob
         self.securityMode = securityMode
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(25)
         securityMode = try reader.integer(UInt8.self, at: 67)
@@ -34,20 +34,20 @@ struct SMB2SessionSetupRequest {
     }
 }
 
-struct SMB2SessionSetupResponse {
+package struct SMB2SessionSetupResponse {
     /// `SMB2_SESSION_FLAG_IS_GUEST` and `SMB2_SESSION_FLAG_IS_NULL`.
-    static let guestFlag: UInt16 = 0x0001
-    static let nullFlag: UInt16 = 0x0002
-    static let bufferOffset = SMB2Header.size + 8
-    var sessionFlags: UInt16
-    var securityBlob: [UInt8]
+    package static let guestFlag: UInt16 = 0x0001
+    package static let nullFlag: UInt16 = 0x0002
+    package static let bufferOffset = SMB2Header.size + 8
+    package var sessionFlags: UInt16
+    package var securityBlob: [UInt8]
 
-    init(sessionFlags: UInt16, securityBlob: [UInt8]) {
+    package init(sessionFlags: UInt16, securityBlob: [UInt8]) {
         self.sessionFlags = sessionFlags
         self.securityBlob = securityBlob
     }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(9))
         writer.append(sessionFlags)
         writer.append(UInt16(securityBlob.isEmpty ? 0 : Self.bufferOffset))
@@ -55,7 +55,7 @@ struct SMB2SessionSetupResponse {
         writer.append(securityBlob.isEmpty ? [0] : securityBlob)
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(9)
         sessionFlags = try reader.integer(UInt16.self, at: 66)

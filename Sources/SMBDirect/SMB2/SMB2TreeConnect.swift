@@ -1,10 +1,10 @@
 /// SMB2 TREE_CONNECT request and response bodies (MS-SMB2 2.2.9 and 2.2.10).
-struct SMB2TreeConnectRequest {
-    static let pathOffset = SMB2Header.size + 8
+package struct SMB2TreeConnectRequest {
+    package static let pathOffset = SMB2Header.size + 8
     /// The share's UNC path, `\\server\share`: at most 32,767 UTF-16 units.
-    let path: String
+    package let path: String
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         let name = utf16LittleEndian(path)
         writer.append(UInt16(9))
         writer.append(UInt16(0))
@@ -14,12 +14,12 @@ struct SMB2TreeConnectRequest {
     }
 
     /// - Throws: ``SMB2Error/invalidArgument(_:)`` for a path longer than 32,767 UTF-16 units.
-    init(path: String) throws(SMB2Error) {
+    package init(path: String) throws(SMB2Error) {
         try checkNameLength(path, of: "a share path")
         self.path = path
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(9)
         let offset = Int(try reader.integer(UInt16.self, at: 68))
@@ -28,18 +28,18 @@ struct SMB2TreeConnectRequest {
     }
 }
 
-struct SMB2TreeConnectResponse {
+package struct SMB2TreeConnectResponse {
     /// `SMB2_SHARE_TYPE_DISK`.
-    static let diskShare: UInt8 = 0x01
-    var shareType: UInt8
-    var maximalAccess: UInt32
+    package static let diskShare: UInt8 = 0x01
+    package var shareType: UInt8
+    package var maximalAccess: UInt32
 
-    init(shareType: UInt8, maximalAccess: UInt32) {
+    package init(shareType: UInt8, maximalAccess: UInt32) {
         self.shareType = shareType
         self.maximalAccess = maximalAccess
     }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(16))
         writer.append(shareType)
         writer.append(UInt8(0))
@@ -48,7 +48,7 @@ struct SMB2TreeConnectResponse {
         writer.append(maximalAccess)
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(16)
         shareType = try reader.integer(UInt8.self, at: 66)
@@ -65,8 +65,9 @@ func checkNameLength(_ name: String, of what: String) throws(SMB2Error) {
     }
 }
 
-/// `string` as UTF-16LE bytes, as SMB2 carries names.
-func utf16LittleEndian(_ string: String) -> [UInt8] {
+/// `string` as UTF-16LE bytes without a terminator, as SMB2 carries names and NTLM
+/// (MS-NLMP's "Unicode") its user, domain and target names.
+package func utf16LittleEndian(_ string: String) -> [UInt8] {
     string.utf16.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }
 }
 

@@ -4,26 +4,26 @@
 /// the RDMA channel (`SMB2_CHANNEL_RDMA_V1`) the request carries MS-SMBD buffer
 /// descriptors instead, Length and DataOffset are 0 and RemainingBytes is the
 /// length; the server pulls the data by RDMA READ.
-struct SMB2WriteRequest {
+package struct SMB2WriteRequest {
     /// The fixed part's size; inline data and channel information start after it.
-    static let dataOffset = SMB2Header.size + 48
+    package static let dataOffset = SMB2Header.size + 48
     /// `SMB2_CHANNEL_NONE`, `SMB2_CHANNEL_RDMA_V1`, `SMB2_CHANNEL_RDMA_V1_INVALIDATE`.
-    static let channelNone: UInt32 = 0
-    static let channelRDMAV1: UInt32 = 1
-    static let channelRDMAV1Invalidate: UInt32 = 2
+    package static let channelNone: UInt32 = 0
+    package static let channelRDMAV1: UInt32 = 1
+    package static let channelRDMAV1Invalidate: UInt32 = 2
     /// The most buffer descriptors a request carries: the channel information's length is 16 bits.
-    static let maxDescriptors = Int(UInt16.max) / BufferDescriptorV1.size
+    package static let maxDescriptors = Int(UInt16.max) / BufferDescriptorV1.size
 
-    let fileID: SMB2FileID
-    let offset: UInt64
+    package let fileID: SMB2FileID
+    package let offset: UInt64
     /// The bytes to write: inline, the data's length; through the channel, RemainingBytes.
-    let length: Int
+    package let length: Int
     /// The channel's buffer descriptors (at most ``maxDescriptors``); empty for an inline write.
-    let descriptors: [BufferDescriptorV1]
+    package let descriptors: [BufferDescriptorV1]
     /// Decoded requests: where an inline write's data is in the message.
-    var inlineData: Range<Int> = 0..<0
+    package var inlineData: Range<Int> = 0..<0
 
-    init(fileID: SMB2FileID, offset: UInt64, length: Int, descriptors: [BufferDescriptorV1]) {
+    package init(fileID: SMB2FileID, offset: UInt64, length: Int, descriptors: [BufferDescriptorV1]) {
         precondition(descriptors.count <= Self.maxDescriptors, "a WRITE carries at most \(Self.maxDescriptors) buffer descriptors")
         precondition((0...Int(UInt32.max)).contains(length), "a WRITE carries at most 4 GiB")
         self.fileID = fileID
@@ -33,7 +33,7 @@ struct SMB2WriteRequest {
     }
 
     /// Appends the body; an inline write's data is the caller's to send after it.
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         let isInline = descriptors.isEmpty
         writer.append(UInt16(49))
         writer.append(UInt16(isInline ? Self.dataOffset : 0))
@@ -53,7 +53,7 @@ struct SMB2WriteRequest {
     }
 
     /// Decodes a request, checking that inline data or descriptors are within the message and `maxTransferSize`.
-    init(decoding message: [UInt8], maxTransferSize: Int) throws(SMB2Error) {
+    package init(decoding message: [UInt8], maxTransferSize: Int) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(49)
         let dataOffset = Int(try reader.integer(UInt16.self, at: 66))
@@ -91,12 +91,12 @@ struct SMB2WriteRequest {
     }
 }
 
-struct SMB2WriteResponse {
-    var count: Int
+package struct SMB2WriteResponse {
+    package var count: Int
 
-    init(count: Int) { self.count = count }
+    package init(count: Int) { self.count = count }
 
-    func encode(into writer: inout SMB2MessageWriter) {
+    package func encode(into writer: inout SMB2MessageWriter) {
         writer.append(UInt16(17))
         writer.append(UInt16(0))
         writer.append(UInt32(count))
@@ -106,7 +106,7 @@ struct SMB2WriteResponse {
         writer.appendZeros(1)
     }
 
-    init(decoding message: [UInt8]) throws(SMB2Error) {
+    package init(decoding message: [UInt8]) throws(SMB2Error) {
         let reader = SMB2MessageReader(message)
         try reader.expectStructureSize(17)
         count = Int(try reader.integer(UInt32.self, at: 68))

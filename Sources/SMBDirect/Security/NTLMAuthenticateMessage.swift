@@ -51,8 +51,8 @@ package struct NTLMAuthenticateMessage: Sendable, Equatable {
     /// - Throws: ``SMB2Error/invalidArgument(_:)`` when a field is longer than the 65,535
     ///   bytes its length can say.
     package func encoded() throws(SMB2Error) -> [UInt8] {
-        let fields = [lmChallengeResponse, ntChallengeResponse, NTLMv2.utf16LittleEndian(domain),
-                      NTLMv2.utf16LittleEndian(user), NTLMv2.utf16LittleEndian(workstation), encryptedRandomSessionKey]
+        let fields = [lmChallengeResponse, ntChallengeResponse, utf16LittleEndian(domain),
+                      utf16LittleEndian(user), utf16LittleEndian(workstation), encryptedRandomSessionKey]
         if let long = fields.first(where: { $0.count > Int(UInt16.max) }) {
             throw .invalidArgument("an AUTHENTICATE field of \(long.count) bytes (at most 65,535)")
         }
@@ -112,11 +112,6 @@ package struct NTLMAuthenticateMessage: Sendable, Equatable {
     /// A received string field: UTF-16LE with `unicode`, else UTF-8. Ill-formed UTF-16 is
     /// repaired (it then names no user), an odd length is malformed.
     private static func string(_ bytes: ArraySlice<UInt8>, unicode: Bool) throws(SMB2Error) -> String {
-        guard unicode else { return String(decoding: bytes, as: UTF8.self) }
-        guard bytes.count % 2 == 0 else { throw .malformed("a UTF-16 string of \(bytes.count) bytes") }
-        let units = stride(from: bytes.startIndex, to: bytes.endIndex, by: 2).map {
-            UInt16(bytes[$0]) | UInt16(bytes[$0 + 1]) << 8
-        }
-        return String(decoding: units, as: UTF16.self)
+        unicode ? try SMBDirect.string(fromUTF16LittleEndian: bytes) : String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -11,7 +11,7 @@ extension NTLMSSP {
     package static func challenge(serverChallenge: [UInt8], timestamp: UInt64,
                                   targetName: String = "ITEREXTRACT") -> NTLMChallenge {
         precondition(serverChallenge.count == NTLMv2.challengeByteCount, "a server challenge is 8 bytes")
-        let name = NTLMv2.utf16LittleEndian(targetName)
+        let name = utf16LittleEndian(targetName)
         precondition(name.count <= Int(UInt16.max), "a target name of \(name.count) bytes")
         let targetInfo = NTLMTargetInfo(pairs: [
             .init(id: NTLMTargetInfo.nbDomainName, value: name),

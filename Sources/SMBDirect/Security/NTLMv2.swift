@@ -12,17 +12,6 @@ package enum NTLMv2 {
     /// HiRespType, six reserved bytes, the time, the client challenge and four reserved bytes.
     package static let clientBlobHeaderByteCount = 28
 
-    /// `string` in UTF-16, little-endian, without a terminator: the "Unicode" of MS-NLMP.
-    package static func utf16LittleEndian(_ string: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(string.utf16.count * 2)
-        for unit in string.utf16 {
-            bytes.append(UInt8(truncatingIfNeeded: unit))
-            bytes.append(UInt8(truncatingIfNeeded: unit >> 8))
-        }
-        return bytes
-    }
-
     /// `string` with every scalar that has a one-scalar uppercase form replaced by it. Windows
     /// uppercases user names one UTF-16 unit at a time (`RtlUpcaseUnicodeString`), so a
     /// character whose uppercase is longer, like "ß" ("SS"), stays as it is rather than

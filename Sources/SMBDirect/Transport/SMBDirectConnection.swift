@@ -97,15 +97,15 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
 
     let arena: UnsafeMutableRawBufferPointer
     let arenaRegion: Domain.Region
-    let sendSlotCount: Int
-    let receiveSlotCount: Int
+    package let sendSlotCount: Int
+    package let receiveSlotCount: Int
     /// Each send slot's message as a plan of one request: SGE 0 (the header, reserved)
     /// and up to ``SMBDirectConfiguration/maxPayloadSGEs`` extracted straight from the
     /// payload; the plan holds what extraction retained until the send completes.
     let sendPlans: [WorkRequestPlan]
     /// Whether each send slot's send is posted and has not completed.
     var sendInFlight: [Bool]
-    var freeSendSlots: [Int]
+    package internal(set) var freeSendSlots: [Int]
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
     /// The sends built and not posted yet, with their slots in ``stagedSlots``: the
     /// fragments of a message are posted as one chain, one doorbell for up to
@@ -125,10 +125,10 @@ public final class SMBDirectConnection<Domain: ProtectionDomain> {
     /// message being reassembled does not count: only whole messages can be read):
     /// reposted as the
     /// application reads, so that the peer's credits follow what was consumed.
-    var parkedReceives: [Int] = []
-    var sendsInFlight = 0
-    var receivesInFlight = 0
-    var rdmaInFlight = 0
+    package internal(set) var parkedReceives: [Int] = []
+    package internal(set) var sendsInFlight = 0
+    package internal(set) var receivesInFlight = 0
+    package internal(set) var rdmaInFlight = 0
     /// Whether each RDMA operation slot (at most ``SMBDirectConfiguration/maxRDMAOperations``
     /// at once) holds a posted operation that has not completed.
     var rdmaSlotInFlight: [Bool]

@@ -9,8 +9,8 @@ struct NTLMv2Tests {
     static let serverChallenge = hexBytes("0123456789abcdef")
     static let clientChallenge = hexBytes("aaaaaaaaaaaaaaaa")
     static let targetInfo = NTLMTargetInfo(pairs: [
-        .init(id: NTLMTargetInfo.nbDomainName, value: NTLMv2.utf16LittleEndian("Domain")),
-        .init(id: NTLMTargetInfo.nbComputerName, value: NTLMv2.utf16LittleEndian("Server")),
+        .init(id: NTLMTargetInfo.nbDomainName, value: utf16LittleEndian("Domain")),
+        .init(id: NTLMTargetInfo.nbComputerName, value: utf16LittleEndian("Server")),
     ])
     static let responseKeyNT = hexBytes("0c868a403bfd7a93a3001ef22ef02e3f")
     /// 4.2.4.1.3, `temp`.
