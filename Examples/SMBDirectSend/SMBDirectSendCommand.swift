@@ -35,7 +35,14 @@ struct SMBDirectSendCommand: ParsableCommand {
         --read FILE --serve SOURCE reads SOURCE through the in-process server (which serves SOURCE's directory) \
         into FILE and compares the two.
 
-        A user: --user NAME (or DOMAIN\\NAME), the password from the environment variable PASSWD or the first line         of --password-file (never from the command line, never printed); without --user the session is anonymous.         The session signs every message (AES-CMAC, SMB 3.1.1) when the server requires it or with --sign. A         signature covers the SMB2 messages only, not data the RDMA channel moves, so a signed session sends every         WRITE and READ inline, at most one SMB Direct message each, as the kernel's cifs client does. Exit status:         77 when the user name or password is wrong, 78 when signing is required and fails (a response whose         signature does not verify, or a session with no key), 1 for anything else.
+        A user: --user NAME (or DOMAIN\\NAME), the password from the environment variable PASSWD or the \
+        first line of --password-file (never from the command line, never printed); without --user the \
+        session is anonymous. The session signs every message (AES-CMAC, SMB 3.1.1) when the server requires \
+        it or with --sign. A signature covers the SMB2 messages only, not data the RDMA channel moves, so a \
+        signed session sends every WRITE and READ inline, at most one SMB Direct message each, as the \
+        kernel's cifs client does. Exit status: 77 when the user name or password is wrong, 78 when signing \
+        is required and fails (a response whose signature does not verify, or a session with no key), 64 for \
+        a usage error, 1 for anything else.
         """)
 
     @Argument(help: "The file to send (with --read: the file the server's file is read into).")
