@@ -56,4 +56,53 @@ struct NegotiateContextTests {
             return
         }
     }
+
+    /// A NEGOTIATE response choosing `dialect` with `contexts`, to `header`'s request.
+    static func negotiateResponse(to header: SMB2Header, dialect: UInt16 = 0x0311,
+                                  contexts: [SMB2NegotiateContext]) -> [UInt8] {
+        var writer = SMB2MessageWriter()
+        SMB2BadInputTests.ScriptedServer.responseHeader(to: header).encode(into: &writer)
+        SMB2NegotiateResponse(dialect: dialect, securityMode: 1, serverGUID: [UInt8](repeating: 1, count: 16),
+                              maxTransactSize: 1 << 20, maxReadSize: 1 << 20, maxWriteSize: 1 << 20, contexts: contexts)
+            .encode(into: &writer)
+        return writer.bytes
+    }
+
+    static let preauth = SMB2NegotiateContext.preauthIntegrity(hashAlgorithms: [SMB2NegotiateContext.sha512],
+                                                               salt: Array(0..<32))
+
+    @Test("a NEGOTIATE response whose contexts do not answer the offer is refused, and the client stays unnegotiated",
+          arguments: [
+              ("no preauth integrity context", 0x0311, [SMB2NegotiateContext.signing(algorithms: [1])]),
+              ("a hash algorithm not offered", 0x0311, [.preauthIntegrity(hashAlgorithms: [2], salt: [])]),
+              ("two preauth integrity contexts", 0x0311, [preauth, preauth]),
+              ("a signing algorithm not offered (AES-GMAC)", 0x0311, [preauth, .signing(algorithms: [2])]),
+              ("two signing algorithms", 0x0311, [preauth, .signing(algorithms: [1, 0])]),
+              ("two signing contexts", 0x0311, [preauth, .signing(algorithms: [1]), .signing(algorithms: [1])]),
+              ("a dialect not offered", 0x0210, [preauth]),
+          ] as [(String, UInt16, [SMB2NegotiateContext])])
+    func refusedNegotiation(_ what: String, dialect: UInt16, contexts: [SMB2NegotiateContext]) throws {
+        let server = try SMB2BadInputTests.ScriptedServer { header, _ in
+            Self.negotiateResponse(to: header, dialect: dialect, contexts: contexts)
+        }
+        let error = #expect(throws: SMB2Error.self, "\(what)") { try server.client.negotiate() }
+        switch error {
+        case .unexpectedResponse?, .unsupportedDialect?: break
+        default: Issue.record("\(what): \(String(describing: error))")
+        }
+        #expect(server.client.dialect == 0, "\(what)")
+        #expect(!server.client.serverRequiresSigning)
+        try server.transport.close()
+    }
+
+    @Test("a NEGOTIATE response with the contexts offered, and others, is accepted")
+    func acceptedNegotiation() throws {
+        let server = try SMB2BadInputTests.ScriptedServer { header, _ in
+            Self.negotiateResponse(to: header, contexts: [.other(type: 0x0002, data: [1, 0, 2, 0]), Self.preauth,
+                                                          .signing(algorithms: [1])])
+        }
+        try server.client.negotiate()
+        #expect(server.client.dialect == 0x0311)
+        try server.transport.close()
+    }
 }

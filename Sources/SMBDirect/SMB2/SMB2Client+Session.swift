@@ -12,20 +12,28 @@ extension SMB2Client {
     /// - Throws: ``SMB2Error/unsupportedDialect(_:)`` for a dialect not offered;
     ///   ``SMB2Error/unexpectedResponse(_:)`` for a 3.1.1 response without exactly one
     ///   SHA-512 preauthentication integrity context, or choosing a signing algorithm
-    ///   not offered.
+    ///   not offered. The client is then as it was: no dialect, no preauthentication hash.
     public func negotiate() throws(SMB2Error) {
         let request = SMB2NegotiateRequest(
             clientGUID: NTLMSSP.randomBytes(16), securityMode: securityMode,
             contexts: [.preauthIntegrity(hashAlgorithms: [SMB2NegotiateContext.sha512], salt: NTLMSSP.randomBytes(32)),
                        .signing(algorithms: [SMB2SigningAlgorithm.aesCMAC.rawValue])])
+        // The request goes into the hash as it is sent (see `seal`); a failed exchange leaves none.
         preauth = SMB2PreauthIntegrity()
-        let response = try exchange(.negotiate) { request.encode(into: &$0) }
-        let body = try SMB2NegotiateResponse(decoding: response)
-        guard SMB2NegotiateRequest.dialects.contains(body.dialect) else { throw .unsupportedDialect(body.dialect) }
+        let response: [UInt8]
+        let body: SMB2NegotiateResponse
+        do throws(SMB2Error) {
+            response = try exchange(.negotiate) { request.encode(into: &$0) }
+            body = try SMB2NegotiateResponse(decoding: response)
+            guard SMB2NegotiateRequest.dialects.contains(body.dialect) else { throw .unsupportedDialect(body.dialect) }
+            if body.dialect == SMB3KeyDerivation.dialect311 { try Self.checkContexts(body.contexts) }
+        } catch {
+            preauth = nil
+            throw error
+        }
         dialect = body.dialect
         serverRequiresSigning = body.securityMode & SMB2NegotiateRequest.signingRequired != 0
         if dialect == SMB3KeyDerivation.dialect311 {
-            try acceptContexts(body.contexts)
             preauth?.add(response)
         } else {
             preauth = nil
@@ -37,8 +45,9 @@ extension SMB2Client {
 
     /// Checks the contexts of a 3.1.1 NEGOTIATE response: exactly one preauthentication
     /// integrity context, choosing SHA-512, and at most one signing context, choosing
-    /// one algorithm that was offered (AES-CMAC).
-    private func acceptContexts(_ contexts: [SMB2NegotiateContext]) throws(SMB2Error) {
+    /// one algorithm that was offered (AES-CMAC, which 3.x signs with when the server sends
+    /// no signing context too).
+    private static func checkContexts(_ contexts: [SMB2NegotiateContext]) throws(SMB2Error) {
         var preauthContexts = 0
         var signingContexts = 0
         for context in contexts {
@@ -53,7 +62,6 @@ extension SMB2Client {
                 guard algorithms == [SMB2SigningAlgorithm.aesCMAC.rawValue] else {
                     throw .unexpectedResponse("signing algorithms \(algorithms), not the AES-CMAC offered")
                 }
-                negotiatedSigningAlgorithm = .aesCMAC
             case .other:
                 break
             }
@@ -141,7 +149,8 @@ extension SMB2Client {
         }
         let key = SMB3KeyDerivation.signingKey(sessionKey: sessionKey, dialect: dialect,
                                                preauthIntegrityHash: sessionPreauth?.value ?? [])
-        let sessionSigner = SMB2Signer(key: key, algorithm: negotiatedSigningAlgorithm)
+        // AES-CMAC: the only algorithm offered, and 3.0's and 3.0.2's.
+        let sessionSigner = SMB2Signer(key: key, algorithm: .aesCMAC)
         let header = try SMB2Header(decoding: finalResponse)
         if header.isSigned || required {
             guard header.isSigned, sessionSigner.verify(finalResponse) else {

@@ -122,8 +122,6 @@ public final class SMB2Client<Domain: ProtectionDomain> {
     /// channel: not when the session signs, as signatures do not cover the channel's data.
     public var usesRDMAChannel: Bool { signer == nil }
     var nextMessageID: UInt64 = 0
-    /// The algorithm the server chose for signing (AES-CMAC unless a 3.1.1 signing context says otherwise).
-    var negotiatedSigningAlgorithm = SMB2SigningAlgorithm.aesCMAC
     /// The connection's preauthentication integrity hash (dialect 3.1.1), from NEGOTIATE.
     var preauth: SMB2PreauthIntegrity?
     /// The session's preauthentication integrity hash while SESSION_SETUP runs.

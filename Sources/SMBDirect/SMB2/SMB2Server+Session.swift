@@ -121,7 +121,7 @@ extension SMB2Server {
         default:
             guard signsSession else { return }
         }
-        guard let signer else { return }
+        guard let signer, header.messageID != leavesUnsignedResponseTo else { return }
         signer.sign(&message)
         if header.messageID == corruptsSignatureOf { message[SMB2Signer.signatureRange.lowerBound] ^= 0xFF }
     }

@@ -60,6 +60,8 @@ public final class SMB2Server<Domain: ProtectionDomain> {
     /// For tests: the message id whose response goes out with a wrong signature, as a
     /// tampering peer would send it.
     package var corruptsSignatureOf: UInt64?
+    /// For tests: the message id whose response goes out unsigned in a signing session.
+    package var leavesUnsignedResponseTo: UInt64?
     /// The directory files are written into.
     public let root: String
     /// The share name a tree connect must name.

@@ -83,16 +83,8 @@ extension NTLMSSP {
             guard let mic = message.mic else { throw logonFailure }
             let expected = messageIntegrityCode(sessionKey: sessionKey, negotiate: negotiate,
                                                 challenge: challenge.message, authenticate: message.received)
-            guard constantTimeEqual(expected, mic[...]) else { throw logonFailure }
+            guard constantTimeEqual(expected, mic) else { throw logonFailure }
         }
         return sessionKey
-    }
-
-    /// Whether `a` and `b` are equal, in a time that depends on their lengths only.
-    private static func constantTimeEqual(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
     }
 }

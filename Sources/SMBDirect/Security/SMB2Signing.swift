@@ -106,12 +106,8 @@ public struct SMB2Signer: Sendable {
     /// than the header is not valid.
     public func verify(_ message: [UInt8]) -> Bool {
         guard message.count >= Self.headerSize else { return false }
-        return message.withUnsafeBytes { bytes in
-            let expected = signature(header: bytes, payload: nil)
-            var difference: UInt8 = 0
-            for (index, byte) in zip(Self.signatureRange, expected) { difference |= bytes[index] ^ byte }
-            return difference == 0
-        }
+        let expected = message.withUnsafeBytes { signature(header: $0, payload: nil) }
+        return constantTimeEqual(expected, message[Self.signatureRange])
     }
 }
 

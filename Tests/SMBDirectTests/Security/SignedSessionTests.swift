@@ -151,4 +151,60 @@ struct SignedSessionTests {
         #expect(smb.client.connection.hasFailed, "the session ends")
         #expect(ledger.isEmpty)
     }
+
+    @Test("a response left unsigned mid-session ends the session like a wrong signature")
+    func unsignedResponse() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let smb = try loopback(directory, serverRequiresSigning: true)
+        try smb.client.setUpSession(Self.alice)
+        try smb.client.connectTree("\\\\localhost\\share")
+        smb.server.leavesUnsignedResponseTo = 4
+        #expect(throws: SMB2Error.badSignature(command: .create, messageID: 4)) {
+            _ = try smb.client.create("file")
+        }
+        #expect(smb.client.connection.hasFailed, "the session ends")
+    }
+
+    @Test("interim STATUS_PENDING responses may come unsigned; the final ones are checked")
+    func unsignedInterimResponses() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let smb = try loopback(directory, clientRequiresSigning: true)
+        try smb.client.setUpSession(Self.alice)
+        try smb.client.connectTree("\\\\localhost\\share")
+        smb.server.writeScheduling = SMB2WriteScheduling(interimResponses: true, reversed: true)
+        let bytes = randomBytes(300_000, seed: 22)
+        #expect(try writeAndReadBack(bytes, through: smb) == bytes)
+        #expect(smb.client.statistics.interimResponses > 0)
+        #expect(smb.server.failure == nil)
+        try smb.close()
+    }
+
+    @Test("the server refuses a request of a signing session that is unsigned or signed with another key")
+    func serverRefusesUnsignedRequests() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let smb = try loopback(directory, serverRequiresSigning: true)
+        try smb.client.setUpSession(Self.alice)
+        try smb.client.connectTree("\\\\localhost\\share")
+        // Every request so far cost one credit: the next message id is the count of requests.
+        var messageID = UInt64(smb.client.statistics.requests)
+        func close(signedWith signer: SMB2Signer?) throws -> (status: NTStatus, signed: Bool) {
+            var writer = SMB2MessageWriter()
+            SMB2Header(command: .close, credits: 1, messageID: messageID, treeID: smb.client.treeID,
+                       sessionID: smb.client.sessionID).encode(into: &writer)
+            SMB2CloseRequest(fileID: SMB2FileID(persistent: 9, volatile: 9)).encode(into: &writer)
+            var request = writer.bytes
+            signer?.sign(&request)
+            messageID += 1
+            let response = try SMB2Header(decoding: smb.server.response(to: request))
+            return (response.status, response.isSigned)
+        }
+        let stranger = SMB2Signer(key: [UInt8](repeating: 7, count: 16), algorithm: .aesCMAC)
+        #expect(try close(signedWith: nil) == (.accessDenied, true))
+        #expect(try close(signedWith: stranger) == (.accessDenied, true))
+        // Refused, not broken: the server goes on (the client's message ids are now behind it).
+        #expect(smb.server.failure == nil)
+    }
 }
