@@ -92,12 +92,12 @@ package struct NTLMTargetInfo: Sendable, Equatable {
 
     /// MsvAvTimestamp, the server's FILETIME, if the list has one.
     package var timestamp: UInt64? {
-        value(of: Self.timestampID).map { littleEndian($0, as: UInt64.self) }
+        value(of: Self.timestampID).map { $0.withUnsafeBytes { $0.loadLittleEndian(UInt64.self, at: 0) } }
     }
 
     /// MsvAvFlags, if the list has them.
     package var flags: UInt32? {
-        value(of: Self.flagsID).map { littleEndian($0, as: UInt32.self) }
+        value(of: Self.flagsID).map { $0.withUnsafeBytes { $0.loadLittleEndian(UInt32.self, at: 0) } }
     }
 
     /// This list with `bits` set in MsvAvFlags: the existing pair updated in place, or a new
@@ -113,10 +113,5 @@ package struct NTLMTargetInfo: Sendable, Equatable {
             copy.pairs.append(Pair(id: Self.flagsID, value: value))
         }
         return copy
-    }
-
-    /// The little-endian integer `bytes` spell, which decoding checked are exactly its size.
-    private func littleEndian<T: FixedWidthInteger>(_ bytes: [UInt8], as _: T.Type) -> T {
-        bytes.reversed().reduce(T.zero) { $0 << 8 | T($1) }
     }
 }
