@@ -13,7 +13,10 @@ import Synchronization
 /// copy-on-write, and the parent's next write moves them to new frames, which the
 /// recycled-buffer test (and other tests of physical pages) would count as stale (a real
 /// device pins its pages, and the kernel copies pinned pages for the child instead).
-@Suite("MR cache memory monitor")
+///
+/// Serialized: the tests map and unmap in one area of the address space, and the
+/// queue-overflow test counts exactly the invalidations its own unmaps cause.
+@Suite("MR cache memory monitor", .serialized)
 struct MRCacheMonitorTests {
     typealias Statistics = MRCache<SoftProtectionDomain>.Statistics
     let verbs: VerbsPair
@@ -153,6 +156,20 @@ struct MRCacheMonitorTests {
         _ = try lookUp(cache, fresh)
         #expect(cache.regionCount == 1 && verbs.device.registeredRegionCount == 1)
         #expect(cache.statistics.monitorInvalidations == addresses.count)
+    }
+
+    @Test("unmaps of memory only another cache watches do not disturb this one, however many")
+    func foreignUnmaps() throws {
+        let cache = MRCache(domain: verbs.domain)
+        let address = try map()
+        defer { munmap(UnsafeMutableRawPointer(bitPattern: address), Self.length) }
+        let first = try lookUp(cache, address)
+        let other = MRCache(domain: verbs.domain)
+        let elsewhere = try (0..<(2 * 64)).map { _ in try map() }
+        for place in elsewhere { _ = try lookUp(other, place) }
+        for place in elsewhere { munmap(UnsafeMutableRawPointer(bitPattern: place), Self.length) }
+        #expect(try lookUp(cache, address) == first, "another cache's unmaps made this one forget its memory")
+        #expect(cache.statistics.monitorInvalidations == 0 && cache.regionCount == 1)
     }
 
     @Test(".none never reuses user memory and deregisters it at release")

@@ -251,10 +251,10 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
             // Unwatched, it is never reused: then it absorbs no neighbour either.
             var isWatched = false
             if retaining {
-                isWatched = memoryMonitor?.watch(coverage) ?? false
+                isWatched = memoryMonitor?.watch(coverage, for: inbox) ?? false
                 if !isWatched, !absorbed.isEmpty {
                     (coverage, absorbed) = (start..<end, [])
-                    isWatched = memoryMonitor?.watch(coverage) ?? false
+                    isWatched = memoryMonitor?.watch(coverage, for: inbox) ?? false
                 }
             }
             let region: Domain.Region

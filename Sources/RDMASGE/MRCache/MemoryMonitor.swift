@@ -34,10 +34,11 @@ import Synchronization
 /// monitor has *read* the event. The monitor thread sleeps in `poll(2)`; when woken it
 /// sets ``MemoryMonitorInbox/busy`` in every subscriber's inbox (sequentially
 /// consistent), then reads the events (non-blocking), posts each range to every inbox
-/// (``MemoryMonitorInbox/pending``), and clears `busy` (releasing). The unmapping thread
-/// is woken by that read, which comes after the `busy` stores, and the kernel's wake-up
-/// orders the two threads, so that thread, and any thread that synchronises with it
-/// afterwards, loads `busy` or, later, `pending` from the inbox. ``MRCache`` loads the
+/// whose cache watched memory near it (``MemoryMonitorInbox/pending``), and clears `busy`
+/// (releasing). The unmapping thread is woken by that read, which comes after the `busy`
+/// stores, and the kernel's wake-up orders the two threads, so that thread, and any
+/// thread that synchronises with it afterwards, loads `busy` or, later, `pending` from
+/// the inbox. ``MRCache`` loads the
 /// flag word before every hit; when a bit is set it waits until `busy` clears, then
 /// drains the ranges under its lock and invalidates them (``MRCache/invalidate(_:)``)
 /// before it looks up. A lookup that races with an unmap it has not synchronised with
@@ -151,11 +152,13 @@ final class MemoryMonitor: @unchecked Sendable {
         preconditionFailure("unsubscribing an inbox the memory monitor does not list")
     }
 
-    /// Watches the pages of `range` (page-aligned) for unmap, remove and remap events.
-    /// False when the kernel refuses (a file mapping, a range not fully mapped, a range
-    /// another userfaultfd watches): the range is then unmonitored.
-    func watch(_ range: Range<UInt>) -> Bool {
-        uffd_watch(descriptor, UInt64(range.lowerBound), UInt64(range.count)) == 0
+    /// Watches the pages of `range` (page-aligned) for unmap, remove and remap events,
+    /// posting them to `inbox` (whose watched span it widens first). False when the kernel
+    /// refuses (a file mapping, a range not fully mapped, a range another userfaultfd
+    /// watches): the range is then unmonitored.
+    func watch(_ range: Range<UInt>, for inbox: MemoryMonitorInbox) -> Bool {
+        inbox.widenWatchedSpan(range)
+        return uffd_watch(descriptor, UInt64(range.lowerBound), UInt64(range.count)) == 0
     }
 
     /// Waits until the monitor has read and posted to `inbox` every event the kernel

@@ -15,10 +15,16 @@ import Synchronization
 /// - ``pending``: ranges were posted since the cache last drained.
 /// - ``overflowed``: a range did not fit the queue; the cache must invalidate everything.
 ///
+/// The monitor posts only ranges that meet the cache's *watched span* (from the lowest
+/// address the cache ever watched to the highest end): every process-wide event reaches
+/// every inbox, and without the filter one cache's unmaps would fill the others' queues
+/// until they overflow and forget all their regions. The cache widens the span before
+/// it watches a range (``widenWatchedSpan(_:)``); an unmap of that range comes later.
+///
 /// Words: 0 the flags; 8 the tail (ranges posted, the monitor's), 16 the head (ranges
-/// drained, the cache's), each on a cache line of its own; from 24 the ring of
-/// ``capacity`` ranges, two words each (start, end). Every word is an atomic, so the
-/// sanitizer sees no plain shared memory.
+/// drained, the cache's), 24 and 25 the watched span (the cache's), each on a cache line
+/// of its own; from 32 the ring of ``capacity`` ranges, two words each (start, end).
+/// Every word is an atomic, so the sanitizer sees no plain shared memory.
 ///
 /// A value type over one allocation, like ``MRCacheLookaside``: the cache deallocates it
 /// once the monitor no longer lists it.
@@ -31,16 +37,19 @@ struct MemoryMonitorInbox: @unchecked Sendable {
     static let capacity = 64
     private static let tail = 8
     private static let head = 16
-    private static let ring = 24
+    private static let spanStart = 24
+    private static let spanEnd = 25
+    private static let ring = 32
     private static let wordCount = ring + 2 * capacity
 
     private let words: UnsafeMutablePointer<Atomic<UInt64>>
 
-    /// Allocates an empty inbox with no flag set.
+    /// Allocates an empty inbox with no flag set and an empty watched span.
     init() {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: Self.wordCount * 8, alignment: 64)
         words = raw.bindMemory(to: Atomic<UInt64>.self, capacity: Self.wordCount)
         for word in 0..<Self.wordCount { (words + word).initialize(to: Atomic(0)) }
+        words[Self.spanStart].store(.max, ordering: .relaxed)
     }
 
     /// The inbox at `address` (``address``), as the monitor's subscriber table holds it.
@@ -94,6 +103,18 @@ struct MemoryMonitorInbox: @unchecked Sendable {
         return flags & Self.overflowed != 0
     }
 
+    /// Widens the watched span to cover `range`, before the monitor watches it. Under the
+    /// cache's lock (one writer); sequentially consistent, so that the monitor, reading an
+    /// event of this range (which the kernel queues after the watch), loads the new span.
+    func widenWatchedSpan(_ range: Range<UInt>) {
+        if UInt64(range.lowerBound) < words[Self.spanStart].load(ordering: .relaxed) {
+            words[Self.spanStart].store(UInt64(range.lowerBound), ordering: .sequentiallyConsistent)
+        }
+        if UInt64(range.upperBound) > words[Self.spanEnd].load(ordering: .relaxed) {
+            words[Self.spanEnd].store(UInt64(range.upperBound), ordering: .sequentiallyConsistent)
+        }
+    }
+
     // MARK: The monitor
 
     /// Sets ``busy``, before the monitor reads the userfaultfd. Sequentially consistent:
@@ -102,8 +123,12 @@ struct MemoryMonitorInbox: @unchecked Sendable {
         words[0].bitwiseOr(Self.busy, ordering: .sequentiallyConsistent)
     }
 
-    /// Posts `range`, or marks the inbox overflowed when the queue is full; sets ``pending``.
+    /// Posts `range`, or marks the inbox overflowed when the queue is full, and sets
+    /// ``pending``; ignores a range outside the watched span, which no region can overlap.
     func post(_ range: Range<UInt>) {
+        let start = UInt64(range.lowerBound), end = UInt64(range.upperBound)
+        guard start < words[Self.spanEnd].load(ordering: .sequentiallyConsistent),
+              end > words[Self.spanStart].load(ordering: .sequentiallyConsistent) else { return }
         let tail = words[Self.tail].load(ordering: .relaxed)
         let head = words[Self.head].load(ordering: .acquiring)
         if tail &- head >= UInt64(Self.capacity) {
@@ -111,8 +136,8 @@ struct MemoryMonitorInbox: @unchecked Sendable {
             return
         }
         let entry = Self.ring + 2 * Int(tail % UInt64(Self.capacity))
-        words[entry].store(UInt64(range.lowerBound), ordering: .relaxed)
-        words[entry + 1].store(UInt64(range.upperBound), ordering: .relaxed)
+        words[entry].store(start, ordering: .relaxed)
+        words[entry + 1].store(end, ordering: .relaxed)
         words[Self.tail].store(tail &+ 1, ordering: .releasing)
         words[0].bitwiseOr(Self.pending, ordering: .releasing)
     }
