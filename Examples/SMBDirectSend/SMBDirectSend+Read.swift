@@ -77,17 +77,10 @@ extension SMBDirectSend {
         login: SMBDirectSendLogin = .anonymous, progress: (Int, Int, Duration) -> Void = { _, _, _ in }
     ) throws(SMBDirectSendError) -> Report {
         let serverCopy = serverRoot + "/" + target.path
-        let loopback: SMB2Loopback<SoftVerbs>
-        do {
-            loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
-                                        client: configuration, server: configuration, inlineThreshold: inlineThreshold,
-                                        depth: depth, users: login.serverUsers, clientRequiresSigning: login.requiresSigning)
-        } catch {
-            throw .smb(.transport(error))
-        }
-        loopback.server.writeScheduling = scheduling
+        let loopback = try loopback(serving: serverRoot, target: target, inlineThreshold: inlineThreshold, depth: depth,
+                                    maxDescriptors: maxDescriptors, scheduling: scheduling,
+                                    configuration: configuration, login: login)
         let client = loopback.client
-        client.maxDescriptors = maxDescriptors
         let result: (bytes: Int, elapsed: Duration)
         do throws(SMBDirectSendError) {
             do throws(SMB2Error) {

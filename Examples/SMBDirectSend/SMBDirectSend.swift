@@ -83,17 +83,10 @@ public enum SMBDirectSend {
     ) throws(SMBDirectSendError) -> Report {
         let source = try PageCacheFile(path: file, maxFolioOrder: maxFolioOrder)
         let copyPath = serverRoot + "/" + target.path
-        let loopback: SMB2Loopback<SoftVerbs>
-        do {
-            loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
-                                        client: configuration, server: configuration, inlineThreshold: inlineThreshold,
-                                        depth: depth, users: login.serverUsers, clientRequiresSigning: login.requiresSigning)
-        } catch {
-            throw .smb(.transport(error))
-        }
-        loopback.server.writeScheduling = scheduling
+        let loopback = try loopback(serving: serverRoot, target: target, inlineThreshold: inlineThreshold, depth: depth,
+                                    maxDescriptors: maxDescriptors, scheduling: scheduling,
+                                    configuration: configuration, login: login)
         let client = loopback.client
-        client.maxDescriptors = maxDescriptors
         let clock = ContinuousClock()
         var elapsed = Duration.zero
         do throws(SMB2Error) {
@@ -115,6 +108,26 @@ public enum SMBDirectSend {
                             leftovers: Leftovers(of: client))
         report.signing = SMBDirectSendLogin.signingText(of: client)
         return report
+    }
+
+    /// The in-process server over SoftVerbs, serving `serverRoot` as `target`'s share to
+    /// `login`, answering as `scheduling` says, and its client, with up to `depth`
+    /// requests in flight of at most `maxDescriptors` buffer descriptors each.
+    static func loopback(
+        serving serverRoot: String, target: SMBDirectSendTarget, inlineThreshold: Int, depth: Int, maxDescriptors: Int,
+        scheduling: SMB2WriteScheduling, configuration: SMBDirectConfiguration, login: SMBDirectSendLogin
+    ) throws(SMBDirectSendError) -> SMB2Loopback<SoftVerbs> {
+        let loopback: SMB2Loopback<SoftVerbs>
+        do {
+            loopback = try SMB2Loopback(device: SoftVerbs(), root: serverRoot, shareName: target.share,
+                                        client: configuration, server: configuration, inlineThreshold: inlineThreshold,
+                                        depth: depth, users: login.serverUsers, clientRequiresSigning: login.requiresSigning)
+        } catch {
+            throw .smb(.transport(error))
+        }
+        loopback.server.writeScheduling = scheduling
+        loopback.client.maxDescriptors = maxDescriptors
+        return loopback
     }
 
     /// Compares the file at `path` with `source`, byte for byte.

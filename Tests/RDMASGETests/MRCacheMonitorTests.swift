@@ -172,6 +172,16 @@ struct MRCacheMonitorTests {
         #expect(cache.statistics.monitorInvalidations == 0 && cache.regionCount == 1)
     }
 
+    @Test("a disabled cache does not watch what it registers: it never reuses a region anyway")
+    func disabledCacheWatchesNothing() throws {
+        let cache = MRCache(domain: verbs.domain, isEnabled: false)
+        let address = try map()
+        defer { munmap(UnsafeMutableRawPointer(bitPattern: address), Self.length) }
+        let first = try lookUp(cache, address)
+        #expect(try lookUp(cache, address) != first)
+        #expect(cache.statistics == Statistics(misses: 2, registrations: 2, deregistrations: 2))
+    }
+
     @Test(".none never reuses user memory and deregisters it at release")
     func unmonitoredMode() throws {
         let cache = MRCache(domain: verbs.domain, monitor: .none)

@@ -47,11 +47,7 @@ package struct SMB2ReadRequest {
             writer.appendZeros(1)
             return
         }
-        var entry = [UInt8](repeating: 0, count: BufferDescriptorV1.size)
-        for descriptor in descriptors {
-            entry.withUnsafeMutableBytes { _ = descriptor.encode(into: $0) }
-            writer.append(entry)
-        }
+        writer.append(descriptors)
     }
 
     /// Decodes a request. Length is checked against `maxTransferSize` before anything
@@ -71,16 +67,7 @@ package struct SMB2ReadRequest {
         case SMB2WriteRequest.channelNone:
             descriptors = []
         case SMB2WriteRequest.channelRDMAV1, SMB2WriteRequest.channelRDMAV1Invalidate:
-            let info = try reader.slice(at: infoOffset, count: infoLength)
-            var list: [BufferDescriptorV1] = []
-            let total: Int
-            do {
-                total = try Array(info).withUnsafeBytes { (bytes) throws(SMBDirectDecodingError) -> Int in
-                    try BufferDescriptorV1.decodeList(bytes, into: &list, maxTotalLength: maxTransferSize)
-                }
-            } catch {
-                throw .malformed("\(error)")
-            }
+            let (list, total) = try reader.bufferDescriptors(at: infoOffset, count: infoLength, maxTotalLength: maxTransferSize)
             guard total >= length else { throw .malformed("descriptors of \(total) bytes for a read of \(length)") }
             descriptors = list
         default:

@@ -45,11 +45,7 @@ package struct SMB2WriteRequest {
         writer.append(UInt16(isInline ? 0 : Self.dataOffset))
         writer.append(UInt16(descriptors.count * BufferDescriptorV1.size))
         writer.append(UInt32(0))
-        var entry = [UInt8](repeating: 0, count: BufferDescriptorV1.size)
-        for descriptor in descriptors {
-            entry.withUnsafeMutableBytes { _ = descriptor.encode(into: $0) }
-            writer.append(entry)
-        }
+        writer.append(descriptors)
     }
 
     /// Decodes a request, checking that inline data or descriptors are within the message and `maxTransferSize`.
@@ -72,16 +68,7 @@ package struct SMB2WriteRequest {
             descriptors = []
         case Self.channelRDMAV1, Self.channelRDMAV1Invalidate:
             guard dataLength == 0, dataOffset == 0 else { throw .malformed("an RDMA-channel WRITE with inline data") }
-            let info = try reader.slice(at: infoOffset, count: infoLength)
-            var list: [BufferDescriptorV1] = []
-            let total: Int
-            do {
-                total = try Array(info).withUnsafeBytes { (bytes) throws(SMBDirectDecodingError) -> Int in
-                    try BufferDescriptorV1.decodeList(bytes, into: &list, maxTotalLength: maxTransferSize)
-                }
-            } catch {
-                throw .malformed("\(error)")
-            }
+            let (list, total) = try reader.bufferDescriptors(at: infoOffset, count: infoLength, maxTotalLength: maxTransferSize)
             guard total == remaining else { throw .malformed("descriptors of \(total) bytes for a write of \(remaining)") }
             length = remaining
             descriptors = list
