@@ -53,9 +53,19 @@ public struct SMBDirectNegotiateRequest: Hashable, Sendable {
             throw .unsupportedVersion(min: minVersion, max: maxVersion)
         }
         guard creditsRequested > 0 else { throw .invalidField(.creditsRequested, value: 0) }
+        try Self.validateSizes(preferredSendSize: preferredSendSize, maxReceiveSize: maxReceiveSize,
+                               maxFragmentedSize: maxFragmentedSize)
+    }
+
+    /// The size checks both negotiate messages make (MS-SMBD 3.1.5.6, 3.1.5.8): a
+    /// preferred send size, a receive size of at least 128 bytes and a fragmented size
+    /// of at least 128 KiB.
+    static func validateSizes(preferredSendSize: UInt32, maxReceiveSize: UInt32, maxFragmentedSize: UInt32)
+        throws(SMBDirectDecodingError)
+    {
         guard preferredSendSize > 0 else { throw .invalidField(.preferredSendSize, value: 0) }
-        guard maxReceiveSize >= Self.minReceiveSize else { throw .invalidField(.maxReceiveSize, value: maxReceiveSize) }
-        guard maxFragmentedSize >= Self.minFragmentedSize else {
+        guard maxReceiveSize >= minReceiveSize else { throw .invalidField(.maxReceiveSize, value: maxReceiveSize) }
+        guard maxFragmentedSize >= minFragmentedSize else {
             throw .invalidField(.maxFragmentedSize, value: maxFragmentedSize)
         }
     }

@@ -72,14 +72,9 @@ public struct SMBDirectNegotiateResponse: Hashable, Sendable {
         }
         guard creditsRequested > 0 else { throw .invalidField(.creditsRequested, value: 0) }
         guard creditsGranted > 0 else { throw .invalidField(.creditsGranted, value: 0) }
-        guard preferredSendSize > 0 else { throw .invalidField(.preferredSendSize, value: 0) }
         guard maxReadWriteSize > 0 else { throw .invalidField(.maxReadWriteSize, value: 0) }
-        guard maxReceiveSize >= SMBDirectNegotiateRequest.minReceiveSize else {
-            throw .invalidField(.maxReceiveSize, value: maxReceiveSize)
-        }
-        guard maxFragmentedSize >= SMBDirectNegotiateRequest.minFragmentedSize else {
-            throw .invalidField(.maxFragmentedSize, value: maxFragmentedSize)
-        }
+        try SMBDirectNegotiateRequest.validateSizes(preferredSendSize: preferredSendSize, maxReceiveSize: maxReceiveSize,
+                                                    maxFragmentedSize: maxFragmentedSize)
     }
 
     /// Writes the 32 bytes of the message at the start of `buffer` and returns 32.
