@@ -9,7 +9,7 @@ import SoftVerbs
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let iterations = Int(arguments[3]) else {
-    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: pages sg sg-merged sg-two-step sge sge-mrcache sge-two-step none)")
+    print("usage: instructions PATH WORKLOAD ITERATIONS   (PATH: pages sg sg-merged sg-two-step sge sge-mrcache sge-two-step mrcache-miss register none)")
     exit(2)
 }
 let path = arguments[1]
@@ -31,6 +31,21 @@ do {
     var iterator = prototype
     _ = try iterator.extract(maxSize: .max, into: &sges, maxSGEs: 1024, keys: cache, ledger: ledger)
     iterator.release(extractedSGEs: sges, keys: cache, ledger: ledger)
+}
+// A registration's cost: a miss through a disabled MR cache (resolve + release: register,
+// the cache's bookkeeping, deregister) against the protection domain's register and
+// deregister alone, over the first 64 KiB of the workload's memory.
+if path == "mrcache-miss" || path == "register" {
+    let range = MemoryRange(address: workload.coverage.lowerBound, length: 1 << 16)
+    let uncached = MRCache(domain: try device.allocateProtectionDomain(), access: [.localWrite, .remoteRead], isEnabled: false)
+    for _ in 0..<iterations {
+        if path == "register" {
+            try uncached.domain.registerMemory(address: range.address, length: range.length, access: [.localWrite, .remoteRead]).deregister()
+        } else {
+            uncached.release(lkey: try uncached.resolve(range, access: .localWrite, retaining: true).lkey)
+        }
+    }
+    exit(0)
 }
 for _ in 0..<iterations {
     var iterator = prototype

@@ -87,7 +87,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
     private let memoryMonitor: MemoryMonitor?
     /// What the monitor tells this cache (never written when `memoryMonitor` is `nil`).
     private let inbox: MemoryMonitorInbox
-    let state: LockedValue<MRCacheIndex<Domain.Region>>
+    let state: LockedValue<MRCacheIndex>
     /// The index's lock-free front, held here so that a hit reaches it without the lock.
     let lookaside: MRCacheLookaside
 
@@ -103,7 +103,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
         self.limits = limits
         self.isEnabled = isEnabled
         self.monitor = monitor
-        let index = MRCacheIndex<Domain.Region>(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes)
+        let index = MRCacheIndex(maxRegions: limits.maxRegions, maxBytes: limits.maxBytes)
         lookaside = index.lookaside
         state = LockedValue(index)
         let inbox = MemoryMonitorInbox()
@@ -138,7 +138,8 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
 
     /// The region with `lkey`, if it is registered (for its rkey, to expose it to a peer).
     public func region(lkey: UInt32) -> Domain.Region? {
-        state.withLock { $0.region(lkey: lkey) }
+        // A checked cast that cannot fail: every region the index holds came from `domain`.
+        state.withLock { $0.region(lkey: lkey) } as? Domain.Region
     }
 
     /// Finds a cached region that covers the first byte of `range` and allows `access`, or
@@ -214,8 +215,8 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
 
     /// Invalidates the ranges the monitor posted (everything, when some were lost to a
     /// full queue). Under the lock. Returns the regions to deregister.
-    private func invalidateMonitored(_ index: inout MRCacheIndex<Domain.Region>) -> [Domain.Region] {
-        var dropped: [Domain.Region] = []
+    private func invalidateMonitored(_ index: inout MRCacheIndex) -> [MRCacheIndex.Region] {
+        var dropped: [MRCacheIndex.Region] = []
         let before = index.counters.invalidations
         if inbox.drain({ dropped += index.invalidate($0) }) { dropped += index.invalidate(0..<UInt.max) }
         index.counters.monitorInvalidations += index.counters.invalidations - before
@@ -228,7 +229,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
     /// finds memory unmapped, registers the page-aligned range alone. First takes back a
     /// hit the lookaside counted on `stale` while its entry changed.
     private func resolveUnderLock(_ range: MemoryRange, retaining: Bool, undoing stale: MRCacheRegionRecord?) throws(RDMAError) -> KeyResolution {
-        var dropped: [Domain.Region] = []
+        var dropped: [MRCacheIndex.Region] = []
         defer { deregister(dropped) }
         return try state.withLock { (index) throws(RDMAError) -> KeyResolution in
             if let stale { dropped = index.undoStaleHit(stale, retaining: retaining) }
@@ -284,7 +285,7 @@ public final class MRCache<Domain: ProtectionDomain>: KeyResolver, UnmapObserver
 
     /// Deregisters regions the cache dropped, outside the lock. A region the backend
     /// refuses to deregister is forgotten all the same: the cache never hands it out again.
-    func deregister(_ regions: [Domain.Region]) {
+    func deregister(_ regions: [MRCacheIndex.Region]) {
         for region in regions { try? region.deregister() }
     }
 }
