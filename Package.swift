@@ -52,7 +52,9 @@ let package = Package(
         // importer of CVerbs.
         .target(
             name: "IBVerbs",
-            dependencies: ["Verbs", "Locking", .target(name: "CVerbs", condition: .when(traits: ["RDMA"]))]
+            dependencies: ["Verbs", "Locking", .target(name: "CVerbs", condition: .when(traits: ["RDMA"]))],
+            // Debug builds let tests stand in for libibverbs and librdmacm (IBVerbsMockingDriver).
+            swiftSettings: [.define("IBVERBS_MOCKING", .when(configuration: .debug))]
         ),
         // userfaultfd(2): the MR cache's memory monitor (RDMASGE only).
         .systemLibrary(name: "CUserfaultfd"),
@@ -118,6 +120,8 @@ let package = Package(
         .testTarget(name: "ScatterListTests", dependencies: ["ScatterList", "TestKit"]),
         .testTarget(name: "SMBDirectTests", dependencies: ["SMBDirect", "RDMASGE", "SoftVerbs", "SMBDirectSend", "TestKit"]),
         .testTarget(name: "RDMACopyTests", dependencies: ["RDMACopy", "IterExtract", "RDMASGE", "SoftVerbs", "TestKit"]),
+        // IBVerbs against a mocked libibverbs and librdmacm (with the RDMA trait; empty without).
+        .testTarget(name: "IBVerbsTests", dependencies: ["IBVerbs", "Verbs"]),
         .testTarget(
             name: "RDMASGETests",
             dependencies: [

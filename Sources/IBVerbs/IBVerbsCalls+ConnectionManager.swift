@@ -8,7 +8,7 @@ extension IBVerbsCalls {
     /// `rdma_create_event_channel`.
     static func createEventChannel() throws(VerbsError) -> UnsafeMutablePointer<rdma_event_channel> {
         errno = 0
-        guard let channel = rdma_create_event_channel() else {
+        guard let channel = mocked("rdma_create_event_channel", rdma_event_channel.self) ?? rdma_create_event_channel() else {
             throw failure(.createEventChannel, code: nullCode)
         }
         return channel
@@ -16,13 +16,15 @@ extension IBVerbsCalls {
 
     /// `rdma_destroy_event_channel`.
     static func destroyEventChannel(_ channel: UnsafeMutablePointer<rdma_event_channel>) {
-        rdma_destroy_event_channel(channel)
+        if mocked("rdma_destroy_event_channel") == nil { rdma_destroy_event_channel(channel) }
     }
 
     /// `rdma_create_id` in the TCP port space (reliable connected).
     static func createID(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_id> {
         var id: UnsafeMutablePointer<rdma_cm_id>?
-        guard rdma_create_id(channel, &id, nil, RDMA_PS_TCP) == 0, let id else {
+        errno = 0
+        if let mock { id = mock.object("rdma_create_id", rdma_cm_id.self) }
+        guard id != nil || (mock == nil && rdma_create_id(channel, &id, nil, RDMA_PS_TCP) == 0), let id else {
             throw failure(.createConnectionID, code: nullCode)
         }
         return id
@@ -30,13 +32,14 @@ extension IBVerbsCalls {
 
     /// `rdma_destroy_id`.
     static func destroyID(_ id: UnsafeMutablePointer<rdma_cm_id>) throws(VerbsError) {
-        guard rdma_destroy_id(id) == 0 else { throw failure(.destroyConnectionID, code: nullCode) }
+        errno = 0
+        guard (mocked("rdma_destroy_id") ?? rdma_destroy_id(id)) == 0 else { throw failure(.destroyConnectionID, code: nullCode) }
     }
 
     /// Runs a librdmacm call that returns 0 or -1 with `errno`.
     static func cm(_ call: VerbsCall, _ detail: String = "", _ body: () -> Int32) throws(VerbsError) {
         errno = 0
-        guard body() == 0 else { throw failure(call, code: nullCode, detail) }
+        guard (mocked(call.rawValue) ?? body()) == 0 else { throw failure(call, code: nullCode, detail) }
     }
 
     /// `rdma_bind_addr`.
@@ -119,7 +122,8 @@ extension IBVerbsCalls {
     static func takeEvent(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_event>? {
         var event: UnsafeMutablePointer<rdma_cm_event>?
         errno = 0
-        guard rdma_get_cm_event(channel, &event) == 0, let event else {
+        if let mock { event = mock.object("rdma_get_cm_event", rdma_cm_event.self) }
+        guard event != nil || (mock == nil && rdma_get_cm_event(channel, &event) == 0), let event else {
             if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
             throw failure(.getConnectionEvent, code: nullCode)
         }
@@ -128,12 +132,13 @@ extension IBVerbsCalls {
 
     /// The descriptor of `channel` (its `fd` member).
     static func eventChannelDescriptor(_ channel: UnsafeMutablePointer<rdma_event_channel>) -> Int32 {
-        cverbs_event_channel_fd(channel)
+        // A mocked channel has no descriptor (its zeroed `fd` would name standard input).
+        mock == nil ? cverbs_event_channel_fd(channel) : -1
     }
 
     /// `rdma_get_peer_addr`, as text.
     static func peerAddress(_ id: UnsafeMutablePointer<rdma_cm_id>) -> SocketAddress? {
-        SocketAddress(rdma_get_peer_addr(id))
+        mocked("rdma_get_peer_addr") == nil ? SocketAddress(rdma_get_peer_addr(id)) : nil
     }
 
     /// The device and port the identifier is bound to (`verbs` and `port_num`), once
@@ -145,17 +150,18 @@ extension IBVerbsCalls {
 
     /// `rdma_get_src_port`, in host order.
     static func sourcePort(_ id: UnsafeMutablePointer<rdma_cm_id>) -> UInt16 {
-        UInt16(bigEndian: rdma_get_src_port(id))
+        mocked("rdma_get_src_port") == nil ? UInt16(bigEndian: rdma_get_src_port(id)) : 0
     }
 
     /// `rdma_event_str`.
     static func eventName(_ type: rdma_cm_event_type) -> String {
-        rdma_event_str(type).map { String(cString: $0) } ?? "event \(type.rawValue)"
+        let name = mocked("rdma_event_str") == nil ? rdma_event_str(type) : nil
+        return name.map { String(cString: $0) } ?? "event \(type.rawValue)"
     }
 
     /// `rdma_ack_cm_event`.
     static func acknowledge(_ event: UnsafeMutablePointer<rdma_cm_event>) {
-        rdma_ack_cm_event(event)
+        if mocked("rdma_ack_cm_event") == nil { rdma_ack_cm_event(event) }
     }
 }
 #endif
