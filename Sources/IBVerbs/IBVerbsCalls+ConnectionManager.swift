@@ -23,8 +23,7 @@ extension IBVerbsCalls {
     static func createID(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_id> {
         var id: UnsafeMutablePointer<rdma_cm_id>?
         errno = 0
-        if let mock { id = mock.object("rdma_create_id", rdma_cm_id.self) }
-        guard id != nil || (mock == nil && rdma_create_id(channel, &id, nil, RDMA_PS_TCP) == 0), let id else {
+        guard (mocked("rdma_create_id", into: &id) ?? rdma_create_id(channel, &id, nil, RDMA_PS_TCP)) == 0, let id else {
             throw failure(.createConnectionID, code: nullCode)
         }
         return id
@@ -122,8 +121,7 @@ extension IBVerbsCalls {
     static func takeEvent(_ channel: UnsafeMutablePointer<rdma_event_channel>) throws(VerbsError) -> UnsafeMutablePointer<rdma_cm_event>? {
         var event: UnsafeMutablePointer<rdma_cm_event>?
         errno = 0
-        if let mock { event = mock.object("rdma_get_cm_event", rdma_cm_event.self) }
-        guard event != nil || (mock == nil && rdma_get_cm_event(channel, &event) == 0), let event else {
+        guard (mocked("rdma_get_cm_event", into: &event) ?? rdma_get_cm_event(channel, &event)) == 0, let event else {
             if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
             throw failure(.getConnectionEvent, code: nullCode)
         }

@@ -149,6 +149,15 @@ extension IBVerbsCalls {
     @inline(__always)
     static func mocked(_ function: String) -> Int32? { mock?.status(function) }
 
+    /// The mocked status of `function`, which hands out a fake object through `object`
+    /// (librdmacm's out-pointer calls); `nil` when C is to be called.
+    @inline(__always)
+    static func mocked<T>(_ function: String, into object: inout UnsafeMutablePointer<T>?) -> Int32? {
+        guard let mock else { return nil }
+        object = mock.object(function, T.self)
+        return object == nil ? -1 : 0
+    }
+
     /// A mocked object from `function` (`.some(nil)` when it fails); `nil` when C is to be called.
     @inline(__always)
     static func mocked<T>(_ function: String, _ type: T.Type) -> UnsafeMutablePointer<T>?? {

@@ -21,6 +21,16 @@ struct SignedSessionTests {
         return smb
     }
 
+    /// A loopback with alice's session set up and the share connected.
+    func signedSession(_ directory: TemporaryDirectory, serverRequiresSigning: Bool = false, clientRequiresSigning: Bool = false,
+                       ledger: PinLedger = .shared) throws -> SMB2Loopback<SoftVerbs> {
+        let smb = try loopback(directory, serverRequiresSigning: serverRequiresSigning, clientRequiresSigning: clientRequiresSigning,
+                               ledger: ledger)
+        try smb.client.setUpSession(Self.alice)
+        try smb.client.connectTree("\\\\localhost\\share")
+        return smb
+    }
+
     /// Writes `bytes` from page-aligned user memory (a UBUF, whose pages the signing
     /// pins) to the file `name`, reads them back into another, and returns what was read.
     func writeAndReadBack(_ bytes: [UInt8], through smb: SMB2Loopback<SoftVerbs>) throws -> [UInt8] {
@@ -139,9 +149,7 @@ struct SignedSessionTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let ledger = PinLedger(mode: .exact)
-        let smb = try loopback(directory, clientRequiresSigning: true, ledger: ledger)
-        try smb.client.setUpSession(Self.alice)
-        try smb.client.connectTree("\\\\localhost\\share")
+        let smb = try signedSession(directory, clientRequiresSigning: true, ledger: ledger)
         smb.server.corruptsSignatureOf = 4
         let credits = smb.client.credits
         #expect(throws: SMB2Error.badSignature(command: .create, messageID: 4)) {
@@ -156,9 +164,7 @@ struct SignedSessionTests {
     func unsignedResponse() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let smb = try loopback(directory, serverRequiresSigning: true)
-        try smb.client.setUpSession(Self.alice)
-        try smb.client.connectTree("\\\\localhost\\share")
+        let smb = try signedSession(directory, serverRequiresSigning: true)
         smb.server.leavesUnsignedResponseTo = 4
         #expect(throws: SMB2Error.badSignature(command: .create, messageID: 4)) {
             _ = try smb.client.create("file")
@@ -170,9 +176,7 @@ struct SignedSessionTests {
     func unsignedInterimResponses() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let smb = try loopback(directory, clientRequiresSigning: true)
-        try smb.client.setUpSession(Self.alice)
-        try smb.client.connectTree("\\\\localhost\\share")
+        let smb = try signedSession(directory, clientRequiresSigning: true)
         smb.server.writeScheduling = SMB2WriteScheduling(interimResponses: true, reversed: true)
         let bytes = randomBytes(300_000, seed: 22)
         #expect(try writeAndReadBack(bytes, through: smb) == bytes)
@@ -185,9 +189,7 @@ struct SignedSessionTests {
     func serverRefusesUnsignedRequests() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        let smb = try loopback(directory, serverRequiresSigning: true)
-        try smb.client.setUpSession(Self.alice)
-        try smb.client.connectTree("\\\\localhost\\share")
+        let smb = try signedSession(directory, serverRequiresSigning: true)
         // Every request so far cost one credit: the next message id is the count of requests.
         var messageID = UInt64(smb.client.statistics.requests)
         func close(signedWith signer: SMB2Signer?) throws -> (status: NTStatus, signed: Bool) {
