@@ -38,11 +38,11 @@ import Synchronization
 /// (releasing). The unmapping thread is woken by that read, which comes after the `busy`
 /// stores, and the kernel's wake-up orders the two threads, so that thread, and any
 /// thread that synchronises with it afterwards, loads `busy` or, later, `pending` from
-/// the inbox. ``MRCache`` loads the
-/// flag word before every hit; when a bit is set it waits until `busy` clears, then
-/// drains the ranges under its lock and invalidates them (``MRCache/invalidate(_:)``)
-/// before it looks up. A lookup that races with an unmap it has not synchronised with
-/// may still hit: the program itself could not tell which came first.
+/// the inbox. ``MRCache`` loads the flag word before every hit; when a bit is set it
+/// waits until `busy` clears, then drains the ranges under its lock and invalidates them
+/// (``MRCache/invalidate(_:)``) before it looks up. A lookup that races with an unmap
+/// it has not synchronised with may still hit: the program itself could not tell which
+/// came first.
 ///
 /// ## Why nothing deadlocks
 ///
